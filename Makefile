@@ -1,0 +1,44 @@
+# One entry point for every routine task. `make install` is idempotent.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install test test-unit lint fmt typecheck migrate run-api run-worker clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+# --frozen: install exactly what uv.lock pins; fail instead of re-resolving.
+install: $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+
+test: install
+	$(BIN)/pytest -q
+
+test-unit: install
+	$(BIN)/pytest -q tests/unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: install
+	$(BIN)/emissions migrate
+
+run-api: install
+	$(BIN)/emissions serve
+
+run-worker: install
+	$(BIN)/emissions worker
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
