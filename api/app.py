@@ -1,0 +1,92 @@
+"""The Litestar application: routes, lifespan resources, one error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import redis.asyncio as aioredis
+import structlog
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from api.context import RequestContext
+from api.problems import handle_exception
+from api.routes import health, measurements, sites
+from service import db, migrate
+from service.logs import configure_logging
+from service.settings import Settings
+
+log = structlog.get_logger("api")
+STARTUP_DB_WAIT_S = 30.0
+
+
+async def _connect(settings: Settings) -> asyncpg.Pool:
+    """The pool, waiting for Postgres to come up (containers start in any order)."""
+    deadline = asyncio.get_running_loop().time() + STARTUP_DB_WAIT_S
+    while True:
+        try:
+            return await db.create_pool(settings)
+        except db.CONNECTION_ERRORS as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.warning("postgres_unreachable", error=str(exc))
+            await asyncio.sleep(1.0)
+
+
+def create_app(settings: Settings | None = None) -> RequestContext:
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level, settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await _connect(settings)
+        redis = aioredis.from_url(
+            settings.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5
+        )
+        try:
+            async with pool.acquire() as conn:
+                await migrate.verify(conn)
+            app.state.pool = pool
+            app.state.redis = redis
+            log.info("api_started", environment=settings.environment)
+            yield
+        finally:
+            await redis.aclose()
+            await pool.close()
+
+    app = Litestar(
+        route_handlers=[
+            measurements.ingest_measurements,
+            sites.SitesController,
+            health.live,
+            health.ready,
+            health.list_problem_types,
+            health.get_problem_type,
+        ],
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        dependencies={
+            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+            "pool": Provide(_pool, sync_to_thread=False),
+        },
+        exception_handlers={Exception: handle_exception},
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="emissions-engine",
+            version="1",
+            description="Idempotent batch ingest of methane readings, and site aggregates.",
+            path="/schema",
+        ),
+        debug=False,
+    )
+    return RequestContext(app)
+
+
+def _pool(state: State) -> asyncpg.Pool:
+    pool: asyncpg.Pool = state.pool
+    return pool

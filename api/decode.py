@@ -1,0 +1,64 @@
+"""Decoding request bodies with msgspec, turning its errors into JSON-pointer field errors."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
+
+from api.errors import InvalidBody, MalformedJson, UnsupportedMediaType
+from api.schemas import inline_schema
+from domain.errors import FieldError
+
+T = TypeVar("T")
+# msgspec ends a validation message with " - at `$.measurements[3].ts`".
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _pointer(path: str) -> str:
+    steps = []
+    for name, index in _STEP.findall(path):
+        token = name or index
+        steps.append(token.replace("~", "~0").replace("/", "~1"))
+    return "/" + "/".join(steps) if steps else ""
+
+
+def field_error(exc: msgspec.ValidationError) -> FieldError:
+    match = _AT.match(str(exc))
+    assert match is not None  # the pattern matches any string
+    return FieldError(_pointer(match.group("path") or ""), match.group("msg"))
+
+
+async def decode_json(request: Request[Any, Any, Any], decoder: msgspec.json.Decoder[T]) -> T:
+    """The request body as T; 415 unless JSON, 400 if malformed, 422 with a pointer if invalid."""
+    media_type = request.content_type[0]
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType()
+    body = await request.body()
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidBody([field_error(exc)]) from exc
+    except msgspec.DecodeError as exc:
+        raise MalformedJson(f"The body is not valid JSON: {exc}") from exc
+
+
+def body_operation(tp: Any, description: str) -> type[Operation]:
+    """An Operation class documenting a JSON body of type tp (for hand-decoded bodies)."""
+    schema: Any = inline_schema(tp)
+
+    @dataclass
+    class _BodyOperation(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = RequestBody(
+                required=True,
+                description=description,
+                content={"application/json": OpenAPIMediaType(schema=schema)},
+            )
+
+    return _BodyOperation

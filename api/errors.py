@@ -1,0 +1,37 @@
+"""Errors raised by the HTTP edge itself (the body or headers are unusable)."""
+
+from __future__ import annotations
+
+from domain.errors import FieldError
+
+
+class EdgeError(Exception):
+    """Base class; the docstring is the default detail."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or (self.__doc__ or "").strip()
+        super().__init__(self.detail)
+
+
+class MissingIdempotencyKey(EdgeError):
+    """Batch ingest needs an Idempotency-Key header (1-255 printable ASCII characters)."""
+
+
+class InvalidIdempotencyKey(EdgeError):
+    """The Idempotency-Key header must be 1-255 printable ASCII characters."""
+
+
+class UnsupportedMediaType(EdgeError):
+    """The body must be JSON: send Content-Type: application/json."""
+
+
+class MalformedJson(EdgeError):
+    """The body is not valid JSON."""
+
+
+class InvalidBody(EdgeError):
+    """The body does not match the documented schema."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__()
+        self.errors = errors

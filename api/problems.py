@@ -1,0 +1,149 @@
+"""The one mapping from exceptions to RFC 9457 problem responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from api import errors as edge
+from domain.errors import FieldError, InvalidBatch
+from service import errors as svc
+
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger("api")
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    slug: str
+    status: int
+    title: str
+    retry_after_s: int | None = None
+
+    @property
+    def uri(self) -> str:
+        # Relative URI reference: resolves against the API, which documents it at that path.
+        return f"/problems/{self.slug}"
+
+
+VALIDATION = ProblemType("validation-error", 422, "Request body failed validation")
+INTERNAL = ProblemType("internal-error", 500, "Internal server error")
+
+TABLE: dict[type[Exception], ProblemType] = {
+    edge.MissingIdempotencyKey: ProblemType("idempotency-key-missing", 400, "Missing key"),
+    edge.InvalidIdempotencyKey: ProblemType("idempotency-key-invalid", 400, "Invalid key"),
+    edge.MalformedJson: ProblemType("malformed-json", 400, "Malformed JSON"),
+    edge.UnsupportedMediaType: ProblemType("unsupported-media-type", 415, "Unsupported type"),
+    edge.InvalidBody: VALIDATION,
+    InvalidBatch: VALIDATION,
+    svc.SiteNotFound: ProblemType("site-not-found", 404, "Site not found"),
+    svc.DuplicateSiteName: ProblemType("site-name-taken", 409, "Site name taken"),
+    svc.KeyInFlight: ProblemType("idempotency-key-in-flight", 409, "Request in flight", 1),
+    svc.KeyReused: ProblemType("idempotency-key-reused", 422, "Key reused with another body"),
+    svc.DatabaseUnavailable: ProblemType("database-unavailable", 503, "Database unavailable", 5),
+}
+
+# Litestar's own errors (routing, size limit, parameters), by status code.
+BY_STATUS: dict[int, ProblemType] = {
+    400: ProblemType("bad-request", 400, "Bad request"),
+    401: ProblemType("unauthorized", 401, "Unauthorized"),
+    403: ProblemType("forbidden", 403, "Forbidden"),
+    404: ProblemType("not-found", 404, "Not found"),
+    405: ProblemType("method-not-allowed", 405, "Method not allowed"),
+    413: ProblemType("body-too-large", 413, "Request body too large"),
+    415: ProblemType("unsupported-media-type", 415, "Unsupported media type"),
+    429: ProblemType("too-many-requests", 429, "Too many requests"),
+    503: ProblemType("service-unavailable", 503, "Service unavailable"),
+}
+
+ALL_TYPES: dict[str, ProblemType] = {
+    p.slug: p for p in [*TABLE.values(), *BY_STATUS.values(), VALIDATION, INTERNAL]
+}
+
+
+def _lookup(exc: Exception) -> ProblemType | None:
+    for cls in type(exc).__mro__:
+        if cls in TABLE:
+            return TABLE[cls]
+    return None
+
+
+def _field_errors(exc: Exception) -> list[FieldError] | None:
+    if isinstance(exc, edge.InvalidBody | InvalidBatch):
+        return exc.errors
+    return None
+
+
+def problem_response(
+    kind: ProblemType,
+    detail: str,
+    *,
+    instance: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[bytes]:
+    body: dict[str, Any] = {
+        "type": kind.uri,
+        "title": kind.title,
+        "status": kind.status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors is not None:
+        body["errors"] = [{"pointer": e.pointer, "detail": e.detail} for e in errors]
+    headers = dict(headers or {})
+    if kind.retry_after_s is not None:
+        headers.setdefault("Retry-After", str(kind.retry_after_s))
+    structlog.contextvars.bind_contextvars(problem=kind.slug)
+    return Response(
+        content=msgspec.json.encode(body),
+        status_code=kind.status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """Litestar exception handler for every exception: one mapping, one body shape."""
+    instance = request.url.path
+    kind = _lookup(exc)
+    if kind is not None:
+        detail = getattr(exc, "detail", None) or str(exc)
+        return problem_response(kind, detail, instance=instance, errors=_field_errors(exc))
+    if isinstance(exc, HTTPException) and exc.status_code != HTTPStatus.INTERNAL_SERVER_ERROR:
+        status = exc.status_code
+        kind = BY_STATUS.get(status) or ProblemType(
+            f"http-{status}", status, HTTPStatus(status).phrase
+        )
+        headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+        return problem_response(
+            kind, exc.detail, instance=instance, errors=_parameter_errors(exc), headers=headers
+        )
+    log.exception("unhandled_error", exc_info=exc)
+    return problem_response(
+        INTERNAL, "The server failed to handle this request.", instance=instance
+    )
+
+
+def problem_types() -> list[dict[str, Any]]:
+    """Every problem type the API answers with, for the /problems index."""
+    return [{"type": p.uri, "title": p.title, "status": p.status} for p in ALL_TYPES.values()]
+
+
+def _parameter_errors(exc: HTTPException) -> list[FieldError] | None:
+    """Litestar's parameter validation details (query, path, header) as field errors."""
+    if not isinstance(exc.extra, list):
+        return None
+    errors = []
+    for item in exc.extra:
+        if isinstance(item, dict) and "key" in item:
+            where = item.get("source", "parameter")
+            errors.append(FieldError(f"{where}:{item['key']}", str(item.get("message", ""))))
+    return errors or None

@@ -1,0 +1,58 @@
+"""Liveness, readiness and the problem-type index."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import Response, get
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+
+from api.problems import ALL_TYPES, problem_types
+from service import health
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class Readiness(msgspec.Struct):
+    status: str
+    postgres: str
+    redis: str
+
+
+@get("/health", operation_id="health", tags=["ops"])
+async def live() -> Health:
+    """The process is up (no dependency is checked)."""
+    return Health(status="ok")
+
+
+@get("/ready", operation_id="ready", tags=["ops"])
+async def ready(pool: asyncpg.Pool, state: State) -> Response[Readiness]:
+    """503 only when Postgres is unreachable: ingest works without Redis, so Redis is advisory."""
+    pg, redis = await asyncio.gather(health.postgres(pool), health.redis(state.redis))
+    status = 200 if pg else 503
+    body = Readiness(
+        status="ok" if pg and redis else ("degraded" if pg else "unavailable"),
+        postgres="ok" if pg else "unreachable",
+        redis="ok" if redis else "degraded",
+    )
+    return Response(body, status_code=status)
+
+
+@get("/problems", operation_id="listProblemTypes", tags=["docs"])
+async def list_problem_types() -> list[dict[str, Any]]:
+    """Every problem `type` the API answers with."""
+    return problem_types()
+
+
+@get("/problems/{slug:str}", operation_id="getProblemType", tags=["docs"])
+async def get_problem_type(slug: str) -> dict[str, Any]:
+    kind = ALL_TYPES.get(slug)
+    if kind is None:
+        raise NotFoundException(f"no problem type {slug!r}")
+    return {"type": kind.uri, "title": kind.title, "status": kind.status}

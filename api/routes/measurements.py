@@ -1,0 +1,98 @@
+"""POST /v1/sites/{site_id}/measurements: batch ingest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+import structlog
+from litestar import Request, Response, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from api.decode import body_operation, decode_json
+from api.errors import InvalidIdempotencyKey, MissingIdempotencyKey
+from api.schemas import IngestBatch, IngestReceipt, Problem
+from domain.readings import check_batch
+from service import db, ingest
+from service.settings import Settings
+
+_decode_batch = msgspec.json.Decoder(IngestBatch)
+_KEY_MAX = 255
+
+
+_PROBLEMS = {
+    code: ResponseSpec(Problem, description=text, media_type="application/problem+json")
+    for code, text in {
+        400: "Missing or invalid Idempotency-Key, or malformed JSON",
+        404: "Unknown site",
+        409: "A request with this key is still in flight (see Retry-After)",
+        413: "Body too large",
+        415: "Body is not JSON",
+        422: "Invalid batch, or key reused with a different body",
+        503: "Database unavailable; nothing was written (see Retry-After)",
+    }.items()
+}
+
+
+def parse_key(raw: str | None) -> str:
+    """The Idempotency-Key value; the draft's quoted sf-string and a bare token both work."""
+    if raw is None:
+        raise MissingIdempotencyKey()
+    key = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] == '"' else raw
+    if not 1 <= len(key) <= _KEY_MAX or not key.isascii() or not key.isprintable():
+        raise InvalidIdempotencyKey()
+    return key
+
+
+@post(
+    "/v1/sites/{site_id:int}/measurements",
+    operation_id="ingestMeasurements",
+    operation_class=body_operation(IngestBatch, "A batch of readings from one device"),
+    summary="Ingest a batch of readings",
+    description=(
+        "Idempotent per (site, device, Idempotency-Key) for the retention window: a retry "
+        "with the same key and body gets the stored answer with `Idempotent-Replayed: true`."
+    ),
+    tags=["ingest"],
+    status_code=202,
+    responses={202: ResponseSpec(IngestReceipt, description="Batch recorded"), **_PROBLEMS},
+)
+async def ingest_measurements(
+    request: Request[Any, Any, Any],
+    site_id: int,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    idempotency_key: str | None = Parameter(
+        header="Idempotency-Key", required=False, description="Unique per batch (IETF draft)"
+    ),
+) -> Response[bytes]:
+    key = parse_key(idempotency_key)
+    batch = await decode_json(request, _decode_batch)
+    structlog.contextvars.bind_contextvars(site_id=site_id, device_id=batch.device_id)
+    check_batch(batch.measurements, limits=settings.batch_limits, now=datetime.now(UTC))
+    async with db.connection(pool) as conn:
+        outcome = await ingest.record_batch(
+            conn,
+            site_id=site_id,
+            device_id=batch.device_id,
+            key=key,
+            readings=batch.measurements,
+            request_id=request.scope["state"].get("request_id", ""),
+            retention=settings.idempotency_retention,
+        )
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    if outcome.receipt is not None:
+        r = outcome.receipt
+        structlog.contextvars.bind_contextvars(
+            accepted=r.accepted, duplicates=r.duplicates, conflicts=len(r.conflicts)
+        )
+    structlog.contextvars.bind_contextvars(replayed=outcome.replayed)
+    return Response(
+        content=outcome.body,
+        status_code=outcome.status_code,
+        media_type="application/json",
+        headers=headers,
+    )

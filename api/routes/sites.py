@@ -1,0 +1,73 @@
+"""Sites: create, list (keyset pages), read, change."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+from litestar import Controller, Request, get, patch, post
+from litestar.params import Parameter
+
+from api.decode import body_operation, decode_json
+from api.schemas import SiteCreate, SiteOut, SitePage, SitePatch
+from service import db, sites
+from service.sites import SiteView
+
+_decode_create = msgspec.json.Decoder(SiteCreate)
+_decode_patch = msgspec.json.Decoder(SitePatch)
+
+
+def _out(view: SiteView) -> SiteOut:
+    return SiteOut(**{f: getattr(view, f) for f in SiteOut.__struct_fields__})
+
+
+class SitesController(Controller):
+    path = "/v1/sites"
+    tags = ["sites"]
+
+    @post(
+        operation_id="createSite",
+        status_code=201,
+        operation_class=body_operation(SiteCreate, "The new site"),
+    )
+    async def create_site(self, request: Request[Any, Any, Any], pool: asyncpg.Pool) -> SiteOut:
+        data = await decode_json(request, _decode_create)
+        async with db.connection(pool) as conn:
+            view = await sites.create_site(
+                conn,
+                name=data.name,
+                emission_limit_kg=data.emission_limit_kg,
+                metadata=data.metadata,
+            )
+        return _out(view)
+
+    @get(operation_id="listSites")
+    async def list_sites(
+        self,
+        pool: asyncpg.Pool,
+        after: Annotated[int, Parameter(ge=0, description="Cursor: last id seen")] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+    ) -> SitePage:
+        async with db.connection(pool) as conn:
+            views = await sites.list_sites(conn, after=after, limit=limit)
+        items = [_out(v) for v in views]
+        return SitePage(items=items, next_after=items[-1].id if len(items) == limit else None)
+
+    @get("/{site_id:int}", operation_id="getSite")
+    async def get_site(self, site_id: int, pool: asyncpg.Pool) -> SiteOut:
+        async with db.connection(pool) as conn:
+            return _out(await sites.get_site(conn, site_id=site_id))
+
+    @patch(
+        "/{site_id:int}",
+        operation_id="updateSite",
+        operation_class=body_operation(SitePatch, "Fields to change"),
+    )
+    async def update_site(
+        self, site_id: int, request: Request[Any, Any, Any], pool: asyncpg.Pool
+    ) -> SiteOut:
+        data = await decode_json(request, _decode_patch)
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+        async with db.connection(pool) as conn:
+            return _out(await sites.update_site(conn, site_id=site_id, **changes))

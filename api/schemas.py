@@ -1,0 +1,118 @@
+"""Request and response bodies of the HTTP API, all on one documented msgspec base."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from domain.limits import LimitStatus
+from domain.receipts import Conflict, IngestReceipt
+
+__all__ = ["Conflict", "IngestReceipt"]
+
+
+class Base(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Every API body: keyword-only fields, and an unknown field is an error, not ignored."""
+
+
+DeviceId = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+        description="The sending device; letters, digits and . _ : -",
+    ),
+]
+WindowStart = Annotated[
+    datetime,
+    Meta(tz=True, description="Start of the measurement window, RFC 3339 with an explicit offset"),
+]
+MethaneKg = Annotated[float, Meta(ge=0, description="kg CH4 emitted in the window (finite)")]
+SiteName = Annotated[str, Meta(min_length=1, max_length=200)]
+LimitKg = Annotated[float, Meta(gt=0, le=1e15, description="Annual emission limit, kg CH4")]
+Metadata = Annotated[dict[str, Any], Meta(description="Free-form site attributes")]
+
+
+class MeasurementIn(Base, frozen=True):
+    ts: WindowStart
+    methane_kg: MethaneKg
+
+
+class IngestBatch(Base, frozen=True):
+    device_id: DeviceId
+    measurements: list[MeasurementIn]
+
+
+class SiteCreate(Base):
+    name: SiteName
+    emission_limit_kg: LimitKg
+    metadata: Metadata = msgspec.field(default_factory=dict)
+
+
+class SitePatch(Base):
+    """Fields left out keep their value; metadata is replaced as a whole."""
+
+    name: SiteName | UnsetType = UNSET
+    emission_limit_kg: LimitKg | UnsetType = UNSET
+    metadata: Metadata | UnsetType = UNSET
+
+
+class SiteOut(Base):
+    id: int
+    name: str
+    emission_limit_kg: float
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    lifetime_kg: float
+    year: int
+    year_kg: float
+    percent_of_limit: float
+    status: LimitStatus
+    reading_count: int
+    last_reading_at: datetime | None
+    freshness_s: float | None
+
+
+class SitePage(Base):
+    items: list[SiteOut]
+    # Pass as ?after= to get the next page; null on the last page.
+    next_after: int | None = None
+
+
+class FieldProblem(Base):
+    pointer: str
+    detail: str
+
+
+class Problem(Base):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+def inline_schema(tp: Any) -> dict[str, Any]:
+    """JSON Schema of tp with every $ref resolved in place (for hand-documented bodies)."""
+    (root,), defs = msgspec.json.schema_components([tp])
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                return resolve(defs[ref.rsplit("/", 1)[-1]])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(root)
+    return resolved

@@ -1,0 +1,57 @@
+"""The asyncpg pool and the one place driver connection failures become DatabaseUnavailable."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import msgspec
+
+from service.errors import DatabaseUnavailable
+from service.settings import Settings
+
+# Failures that mean "the server is not there", as opposed to a bad statement.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    TimeoutError,
+)
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """jsonb in and out as msgspec-encoded JSON (faster than the stdlib json codec)."""
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: msgspec.json.encode(v).decode(),
+        decoder=msgspec.json.decode,
+        schema="pg_catalog",
+    )
+
+
+async def create_pool(settings: Settings, *, dsn: str | None = None) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn or settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        command_timeout=settings.db_command_timeout_s,
+        init=init_connection,
+        # Buckets and years are UTC whatever the server's default zone is.
+        server_settings={"timezone": "UTC", "application_name": "emissions-engine"},
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection; a lost or unreachable server surfaces as DatabaseUnavailable."""
+    try:
+        async with pool.acquire() as conn:
+            yield conn
+    except CONNECTION_ERRORS as exc:
+        raise DatabaseUnavailable() from exc

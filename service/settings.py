@@ -1,0 +1,64 @@
+"""All configuration, read once from environment variables into one typed object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from domain.readings import BatchLimits
+
+PositiveInt = Annotated[int, Meta(gt=0)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Every setting, with its development default. Env var = field name in upper case."""
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/emissions"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    db_pool_min: PositiveInt = 2
+    db_pool_max: PositiveInt = 10
+    db_command_timeout_s: PositiveFloat = 10.0
+    host: str = "127.0.0.1"
+    port: PositiveInt = 8000
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool | None = None  # None: JSON unless stdout is a terminal
+    max_body_bytes: PositiveInt = 1024 * 1024
+    max_readings_per_batch: PositiveInt = 5000
+    max_methane_kg: PositiveFloat = 1e6
+    max_future_s: PositiveInt = 300
+    earliest_reading: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    idempotency_retention_h: PositiveInt = 7 * 24
+    in_flight_retry_after_s: PositiveInt = 1
+    unavailable_retry_after_s: PositiveInt = 5
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from environment variables (strings are converted and validated)."""
+        environ = os.environ if environ is None else environ
+        raw: dict[str, object] = {}
+        for name in cls.__struct_fields__:
+            value = environ.get(name.upper())
+            if value is not None and value != "":
+                raw[name] = value
+        raw.update(overrides)
+        return msgspec.convert(raw, cls, strict=False)
+
+    @property
+    def batch_limits(self) -> BatchLimits:
+        return BatchLimits(
+            max_readings=self.max_readings_per_batch,
+            max_methane_kg=self.max_methane_kg,
+            max_future=timedelta(seconds=self.max_future_s),
+            earliest=self.earliest_reading,
+        )
+
+    @property
+    def idempotency_retention(self) -> timedelta:
+        return timedelta(hours=self.idempotency_retention_h)

@@ -1,0 +1,96 @@
+"""Sites: create, change, read with totals. Reads are plain SQL over the site_overview view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from domain.limits import LimitStatus, limit_status, percent_of_limit
+from service import queries
+from service.errors import DuplicateSiteName, SiteNotFound
+
+
+@dataclass(frozen=True, slots=True)
+class SiteView:
+    id: int
+    name: str
+    emission_limit_kg: float
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    lifetime_kg: float
+    year: int
+    year_kg: float
+    percent_of_limit: float
+    status: LimitStatus
+    reading_count: int
+    last_reading_at: datetime | None
+    freshness_s: float | None
+
+
+def _view(row: asyncpg.Record, now: datetime) -> SiteView:
+    year_kg, limit = row["year_kg"], row["emission_limit_kg"]
+    last = row["last_reading_at"]
+    return SiteView(
+        id=row["id"],
+        name=row["name"],
+        emission_limit_kg=limit,
+        metadata=row["metadata"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        lifetime_kg=row["lifetime_kg"],
+        year=now.year,
+        year_kg=year_kg,
+        percent_of_limit=round(percent_of_limit(year_kg, limit), 3),
+        status=limit_status(year_kg, limit),
+        reading_count=row["reading_count"],
+        last_reading_at=last,
+        freshness_s=None if last is None else max(0.0, (now - last).total_seconds()),
+    )
+
+
+async def create_site(
+    conn: asyncpg.Connection, *, name: str, emission_limit_kg: float, metadata: dict[str, Any]
+) -> SiteView:
+    try:
+        site_id = await conn.fetchval(
+            queries.load("sites")["insert_site"], name, emission_limit_kg, metadata
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise DuplicateSiteName(f"a site named {name!r} already exists") from exc
+    return await get_site(conn, site_id=site_id)
+
+
+async def update_site(
+    conn: asyncpg.Connection,
+    *,
+    site_id: int,
+    name: str | None = None,
+    emission_limit_kg: float | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> SiteView:
+    try:
+        updated = await conn.fetchval(
+            queries.load("sites")["update_site"], site_id, name, emission_limit_kg, metadata
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise DuplicateSiteName(f"a site named {name!r} already exists") from exc
+    if updated is None:
+        raise SiteNotFound(f"site {site_id} does not exist")
+    return await get_site(conn, site_id=site_id)
+
+
+async def get_site(conn: asyncpg.Connection, *, site_id: int) -> SiteView:
+    row = await conn.fetchrow(queries.load("sites")["site_view"], site_id)
+    if row is None:
+        raise SiteNotFound(f"site {site_id} does not exist")
+    return _view(row, datetime.now(UTC))
+
+
+async def list_sites(conn: asyncpg.Connection, *, after: int, limit: int) -> list[SiteView]:
+    rows = await conn.fetch(queries.load("sites")["list_sites"], after, limit)
+    now = datetime.now(UTC)
+    return [_view(row, now) for row in rows]

@@ -1,0 +1,58 @@
+-- name: try_lock_key
+-- Mark this idempotency key in flight for the transaction; false when another request holds it.
+SELECT pg_try_advisory_xact_lock($1::bigint);
+
+-- name: find_request
+-- The stored request for a key (any age) and whether the site exists, in one round trip.
+SELECT EXISTS (SELECT 1 FROM sites WHERE id = $3) AS site_exists,
+       r.fingerprint, r.status_code, r.response_body, r.expires_at <= now() AS expired
+FROM (SELECT 1) AS one
+LEFT JOIN ingest_requests AS r ON r.scope = $1 AND r.key = $2;
+
+-- name: insert_readings
+-- Insert a batch set-based; write its outbox event when anything was new; list the rest.
+WITH input AS (
+    SELECT t.ts, t.kg FROM unnest($2::timestamptz[], $3::float8[]) AS t (ts, kg)
+), inserted AS (
+    INSERT INTO measurements (site_id, ts, methane_kg, device_id, batch_id)
+    SELECT $1, ts, kg, $4, $5 FROM input ORDER BY ts
+    ON CONFLICT (site_id, ts) DO NOTHING
+    RETURNING ts
+), event AS (
+    INSERT INTO outbox (event_type, site_id, payload)
+    SELECT 'measurements.accepted', $1, jsonb_build_object(
+        'batch_id', $5::uuid,
+        'request_id', $6::text,
+        'device_id', $4::text,
+        'accepted', count(*),
+        'first_ts', min(ts),
+        'last_ts', max(ts),
+        'hours', (SELECT jsonb_agg(DISTINCT date_trunc('hour', ts, 'UTC')) FROM inserted))
+    FROM inserted
+    HAVING count(*) > 0
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM inserted) AS accepted,
+       (SELECT id FROM event) AS event_id,
+       coalesce(array_agg(i.ts ORDER BY i.ts), '{}') AS other_ts,
+       coalesce(array_agg(i.kg ORDER BY i.ts), '{}') AS other_received,
+       coalesce(array_agg(m.methane_kg ORDER BY i.ts), '{}') AS other_stored
+FROM input AS i
+LEFT JOIN measurements AS m ON m.site_id = $1 AND m.ts = i.ts
+WHERE i.ts NOT IN (SELECT ts FROM inserted);
+
+-- name: stored_values
+-- Stored values for windows another transaction committed while this batch was inserting.
+SELECT ts, methane_kg FROM measurements WHERE site_id = $1 AND ts = ANY($2::timestamptz[]);
+
+-- name: save_request
+-- Record the answer under its key; an expired record with the same key is replaced.
+INSERT INTO ingest_requests
+    (scope, key, fingerprint, site_id, batch_id, status_code, response_body, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8::interval)
+ON CONFLICT (scope, key) DO UPDATE
+SET fingerprint = excluded.fingerprint, site_id = excluded.site_id,
+    batch_id = excluded.batch_id, status_code = excluded.status_code,
+    response_body = excluded.response_body, created_at = now(),
+    expires_at = excluded.expires_at
+WHERE ingest_requests.expires_at <= now();

@@ -1,0 +1,596 @@
+"""Real PostgreSQL and Redis servers for the test suite. Never mocks.
+
+Each server is chosen, independently, in this order:
+
+1. ``TEST_DATABASE_URL`` / ``TEST_REDIS_URL`` from the environment (an existing server; the
+   Postgres role must be able to ``CREATE DATABASE``).
+2. testcontainers (``postgres:15`` / ``redis:7``) when a Docker engine answers.
+3. Local servers started from the installed binaries (``initdb``/``postgres``, ``redis-server``)
+   on free ports, in a fresh temp dir, listening on 127.0.0.1 only.
+
+Local and container servers support ``stop()``/``start()`` (same port, same data) for fault
+tests; ``close()`` tears down for good. Everything still running at interpreter exit is closed
+by an ``atexit`` hook.
+
+Import this module as ``tests.harness.services`` (one import path, one registry of servers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import functools
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+import redis
+
+__all__ = [
+    "HarnessError",
+    "PostgresServer",
+    "RedisServer",
+    "UnsupportedControlError",
+    "start_postgres",
+    "start_redis",
+]
+
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+_POLL_INTERVAL = 0.05
+_INSTALL_HINT = (
+    "install the servers (`apt-get install -y postgresql redis-server`), "
+    "or point the tests at running ones with TEST_DATABASE_URL / TEST_REDIS_URL"
+)
+
+T = TypeVar("T")
+Probe = Callable[[], str | None]  # None when ready, else why not (for the error message)
+
+
+class HarnessError(RuntimeError):
+    """A test service could not be provided."""
+
+
+class UnsupportedControlError(HarnessError, NotImplementedError):
+    """stop()/start() asked of a server the harness does not own (e.g. one from an env URL)."""
+
+
+class _Control(Protocol):
+    def stop(self) -> None: ...
+    def start(self) -> None: ...
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- public API
+
+
+class PostgresServer:
+    """A running PostgreSQL server; ``url`` is a superuser connection to ``postgres``."""
+
+    def __init__(self, url: str, control: _Control, kind: str) -> None:
+        self.url = url
+        self.kind = kind  # "env" | "container" | "local"
+        self._control = control
+
+    def url_for(self, dbname: str) -> str:
+        """The same server and credentials, connected to database ``dbname``."""
+        return urlunsplit(urlsplit(self.url)._replace(path="/" + quote(dbname, safe="")))
+
+    def stop(self) -> None:
+        """Shut the server down (fast shutdown); ``start()`` brings it back."""
+        self._control.stop()
+
+    def start(self) -> None:
+        """Start it again on the same port with the same data; returns once it accepts queries."""
+        self._control.start()
+
+    def close(self) -> None:
+        """Final teardown: stop the server and delete its data. Idempotent."""
+        self._control.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresServer(kind={self.kind!r}, url={_mask(self.url)!r})"
+
+
+class RedisServer:
+    """A running Redis server; ``url`` points at database 0 unless an env URL says otherwise."""
+
+    def __init__(self, url: str, control: _Control, kind: str) -> None:
+        parts = urlsplit(url)
+        self.url = url
+        self.host: str = parts.hostname or "localhost"
+        self.port: int = parts.port or 6379
+        self.kind = kind
+        self._control = control
+
+    def stop(self) -> None:
+        """Shut the server down; connections are refused until ``start()``."""
+        self._control.stop()
+
+    def start(self) -> None:
+        """Start it again on the same port; returns once it answers PING."""
+        self._control.start()
+
+    def close(self) -> None:
+        """Final teardown. Idempotent."""
+        self._control.close()
+
+    def __repr__(self) -> str:
+        return f"RedisServer(kind={self.kind!r}, url={_mask(self.url)!r})"
+
+
+def start_postgres() -> PostgresServer:
+    """Provide a PostgreSQL server: env URL, else a container, else a local server."""
+    env_url = os.environ.get("TEST_DATABASE_URL")
+    if env_url:
+        _wait_until_ready(f"PostgreSQL at TEST_DATABASE_URL={_mask(env_url)}", _pg_probe(env_url))
+        return PostgresServer(env_url, _Unowned("TEST_DATABASE_URL"), "env")
+    if _docker_available():
+        return _container_postgres()
+    return _local_postgres()
+
+
+def start_redis() -> RedisServer:
+    """Provide a Redis server: env URL, else a container, else a local server."""
+    env_url = os.environ.get("TEST_REDIS_URL")
+    if env_url:
+        _wait_until_ready(f"Redis at TEST_REDIS_URL={_mask(env_url)}", _redis_probe(env_url))
+        return RedisServer(env_url, _Unowned("TEST_REDIS_URL"), "env")
+    if _docker_available():
+        return _container_redis()
+    return _local_redis()
+
+
+# --------------------------------------------------------------------------- readiness
+
+
+def _wait_until_ready(
+    what: str,
+    probe: Probe,
+    timeout: float = READY_TIMEOUT,
+    *,
+    alive: Callable[[], bool] = lambda: True,
+    log: Path | None = None,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while (reason := probe()) is not None:
+        if not alive():
+            raise HarnessError(f"{what} exited during startup ({reason}){_log_tail(log)}")
+        if time.monotonic() > deadline:
+            raise HarnessError(f"{what} not ready after {timeout:.0f}s ({reason}){_log_tail(log)}")
+        time.sleep(_POLL_INTERVAL)
+
+
+def _run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion even when the caller is inside a running event loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _pg_probe(url: str) -> Probe:
+    async def attempt() -> str | None:
+        try:
+            conn = await asyncpg.connect(url, timeout=2)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        try:
+            await conn.fetchval("SELECT 1")
+        finally:
+            await conn.close()
+        return None
+
+    return lambda: _run_in_thread(attempt())
+
+
+def _redis_probe(url: str) -> Probe:
+    def attempt() -> str | None:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            client.close()
+        return None
+
+    return attempt
+
+
+def _log_tail(log: Path | None, lines: int = 40) -> str:
+    if log is None or not log.exists():
+        return ""
+    tail = log.read_text(errors="replace").splitlines()[-lines:]
+    return f"\n--- last lines of {log} ---\n" + "\n".join(tail)
+
+
+def _mask(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
+# --------------------------------------------------------------------------- lifecycle registry
+
+_LIVE: dict[int, _Control] = {}
+_OWNER_PID = os.getpid()
+
+
+def _register(control: _Control) -> None:
+    _LIVE[id(control)] = control
+
+
+def _unregister(control: _Control) -> None:
+    _LIVE.pop(id(control), None)
+
+
+@atexit.register
+def _close_all() -> None:
+    if os.getpid() != _OWNER_PID:  # a forked child must not tear down the parent's servers
+        return
+    for control in list(_LIVE.values()):
+        with contextlib.suppress(Exception):
+            control.close()
+
+
+class _Unowned:
+    """A server from an env URL: the harness neither stops nor deletes it."""
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+
+    def _unsupported(self, verb: str) -> UnsupportedControlError:
+        return UnsupportedControlError(
+            f"cannot {verb} a server given by {self._source}; unset it to let the harness "
+            "start its own (container or local) server"
+        )
+
+    def stop(self) -> None:
+        raise self._unsupported("stop")
+
+    def start(self) -> None:
+        raise self._unsupported("start")
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- local processes
+
+
+@dataclass(frozen=True)
+class _RunAs:
+    uid: int
+    gid: int
+
+
+def _postgres_run_as() -> _RunAs | None:
+    """initdb/postgres refuse to run as root: use the `postgres` user, else `nobody`."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(name)
+            return _RunAs(entry.pw_uid, entry.pw_gid)
+    raise HarnessError("running as root and neither a `postgres` nor a `nobody` user exists")
+
+
+def _popen_user_kwargs(run_as: _RunAs | None) -> dict[str, Any]:
+    if run_as is None:
+        return {}
+    return {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class _LocalProcess:
+    """One server process we own: started/stopped on demand, its workdir removed on close."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        workdir: Path,
+        probe: Probe,
+        graceful_stop: Callable[[subprocess.Popen[bytes]], None],
+        run_as: _RunAs | None = None,
+    ) -> None:
+        self.name = name
+        self.log = workdir / f"{name}.log"
+        self._argv = argv
+        self._workdir = workdir
+        self._probe = probe
+        self._graceful_stop = graceful_stop
+        self._run_as = run_as
+        self._proc: subprocess.Popen[bytes] | None = None
+        _register(self)
+
+    def start(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        with self.log.open("ab") as log:
+            proc = subprocess.Popen(
+                self._argv,
+                cwd=self._workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                **_popen_user_kwargs(self._run_as),
+            )
+        self._proc = proc
+        try:
+            _wait_until_ready(
+                self.name, self._probe, alive=lambda: proc.poll() is None, log=self.log
+            )
+        except HarnessError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(Exception):
+            self._graceful_stop(proc)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            _unregister(self)
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _start_on_free_port(make: Callable[[int], _LocalProcess], attempts: int = 3) -> int:
+    """Start a server on a fresh free port, retrying if another process grabbed it first."""
+    for attempt in range(attempts):
+        port = _free_port()
+        server = make(port)
+        try:
+            server.start()
+        except HarnessError as exc:
+            _unregister(server)
+            if "Address already in use" not in str(exc) or attempt == attempts - 1:
+                raise
+            continue
+        return port
+    raise AssertionError("unreachable")
+
+
+def _make_workdir(prefix: str, run_as: _RunAs | None = None) -> Path:
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    if run_as is not None:
+        workdir.chmod(0o755)
+        os.chown(workdir, run_as.uid, run_as.gid)
+    return workdir
+
+
+# ----- PostgreSQL
+
+
+def _find_pg_bindir() -> Path:
+    """initdb/postgres from PATH, else the highest /usr/lib/postgresql/<version>/bin."""
+    on_path = shutil.which("initdb")
+    candidates = [Path(on_path).resolve().parent] if on_path else []
+    versioned = Path("/usr/lib/postgresql").glob("*/bin")
+    candidates += sorted(versioned, key=lambda p: _version_key(p.parent.name), reverse=True)
+    for bindir in candidates:
+        if (bindir / "initdb").is_file() and (bindir / "postgres").is_file():
+            return bindir
+    raise HarnessError(f"PostgreSQL binaries (initdb, postgres) not found: {_INSTALL_HINT}")
+
+
+def _version_key(name: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in name.split(".") if part.isdigit())
+
+
+def _initdb(bindir: Path, datadir: Path, run_as: _RunAs | None) -> None:
+    argv = [str(bindir / "initdb"), "-D", str(datadir), "--auth=trust", "-U", "postgres"]
+    argv += ["--no-sync", "-E", "UTF8", "--locale=C"]
+    result = subprocess.run(
+        argv,
+        cwd=datadir.parent,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+        **_popen_user_kwargs(run_as),
+    )
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).decode(errors="replace")
+        raise HarnessError(f"initdb failed (exit {result.returncode}):\n{output}")
+
+
+def _postgres_argv(bindir: Path, workdir: Path, port: int) -> list[str]:
+    settings = {
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+        "listen_addresses": "127.0.0.1",
+        "port": str(port),
+        "unix_socket_directories": str(workdir),
+        "max_connections": "200",
+        "shared_buffers": "128MB",
+    }
+    argv = [str(bindir / "postgres"), "-D", str(workdir / "data")]
+    for key, value in settings.items():
+        argv += ["-c", f"{key}={value}"]
+    return argv
+
+
+def _local_postgres() -> PostgresServer:
+    bindir = _find_pg_bindir()
+    run_as = _postgres_run_as()
+    workdir = _make_workdir("emissions-pg-", run_as)
+    servers: dict[int, _LocalProcess] = {}
+
+    def make(port: int) -> _LocalProcess:
+        servers[port] = _LocalProcess(
+            "postgres",
+            _postgres_argv(bindir, workdir, port),
+            workdir,
+            _pg_probe(_pg_local_url(port)),
+            lambda proc: proc.send_signal(signal.SIGINT),  # fast shutdown
+            run_as,
+        )
+        return servers[port]
+
+    try:
+        _initdb(bindir, workdir / "data", run_as)
+        port = _start_on_free_port(make)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return PostgresServer(_pg_local_url(port), servers[port], "local")
+
+
+def _pg_local_url(port: int) -> str:
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+
+# ----- Redis
+
+
+def _redis_shutdown_save(url: str) -> Callable[[subprocess.Popen[bytes]], None]:
+    """Stop with SHUTDOWN SAVE so the keys survive a stop/start, like a persistent Redis."""
+
+    def stop(proc: subprocess.Popen[bytes]) -> None:
+        try:
+            with redis.Redis.from_url(url, socket_timeout=5) as client:
+                client.shutdown(save=True)
+        except redis.RedisError:
+            proc.terminate()
+
+    return stop
+
+
+def _local_redis() -> RedisServer:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise HarnessError(f"redis-server not found: {_INSTALL_HINT}")
+    workdir = _make_workdir("emissions-redis-")
+    servers: dict[int, _LocalProcess] = {}
+
+    def make(port: int) -> _LocalProcess:
+        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--appendonly", "no", "--daemonize", "no", "--dir", str(workdir)]
+        url = _redis_local_url(port)
+        servers[port] = _LocalProcess(
+            "redis", argv, workdir, _redis_probe(url), _redis_shutdown_save(url)
+        )
+        return servers[port]
+
+    try:
+        port = _start_on_free_port(make)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return RedisServer(_redis_local_url(port), servers[port], "local")
+
+
+def _redis_local_url(port: int) -> str:
+    return f"redis://127.0.0.1:{port}/0"
+
+
+# --------------------------------------------------------------------------- containers
+
+
+@functools.cache
+def _docker_available() -> bool:
+    """Does a Docker engine answer, found the way testcontainers finds it (env, context)?"""
+    try:
+        from testcontainers.core.docker_client import DockerClient
+
+        client = DockerClient(timeout=3).client
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+class _ContainerControl:
+    """stop()/start() the same container (same host port binding, same filesystem)."""
+
+    def __init__(self, container: Any, probe: Probe) -> None:
+        self._container = container
+        self._probe = probe
+        self.what = f"{container.image} container"
+        _register(self)
+
+    def stop(self) -> None:
+        self._container.get_wrapped_container().stop(timeout=10)
+
+    def start(self) -> None:
+        self._container.get_wrapped_container().start()
+        _wait_until_ready(self.what, self._probe)
+
+    def close(self) -> None:
+        _unregister(self)
+        self._container.stop()  # removes the container and its volumes
+
+
+def _container_control(container: Any, probe: Probe) -> _ContainerControl:
+    """Adopt a started container, then wait until it serves; removes it if it never does."""
+    control = _ContainerControl(container, probe)
+    try:
+        _wait_until_ready(control.what, probe)
+    except BaseException:
+        control.close()
+        raise
+    return control
+
+
+def _container_postgres() -> PostgresServer:
+    try:
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:  # testcontainers < 4.14
+        from testcontainers.postgres import PostgresContainer
+
+    port = _free_port()
+    container = PostgresContainer(
+        "postgres:15", username="postgres", password="postgres", dbname="postgres", driver=None
+    )
+    container.with_bind_ports(5432, port)
+    container.with_command(
+        "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        " -c max_connections=200"
+    )
+    container.start()
+    host, mapped = container.get_container_host_ip(), container.get_exposed_port(5432)
+    url = f"postgresql://postgres:postgres@{host}:{mapped}/postgres"
+    return PostgresServer(url, _container_control(container, _pg_probe(url)), "container")
+
+
+def _container_redis() -> RedisServer:
+    from testcontainers.core.container import DockerContainer
+
+    port = _free_port()
+    container = DockerContainer("redis:7").with_bind_ports(6379, port)
+    container.start()
+    host, mapped = container.get_container_host_ip(), container.get_exposed_port(6379)
+    url = f"redis://{host}:{mapped}/0"
+    return RedisServer(url, _container_control(container, _redis_probe(url)), "container")
