@@ -9,7 +9,9 @@ import asyncpg
 import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 from api.problems import ALL_TYPES, problem_types
 from service import health
@@ -32,7 +34,7 @@ async def live() -> Health:
 
 
 @get("/ready", operation_id="ready", tags=["ops"])
-async def ready(pool: asyncpg.Pool, state: State) -> Response[Readiness]:
+async def ready(pool: NamedDependency[asyncpg.Pool], state: State) -> Response[Readiness]:
     """503 only when Postgres is unreachable: ingest works without Redis, so Redis is advisory."""
     pg, redis = await asyncio.gather(health.postgres(pool), health.redis(state.redis))
     status = 200 if pg else 503
@@ -51,7 +53,7 @@ async def list_problem_types() -> list[dict[str, Any]]:
 
 
 @get("/problems/{slug:str}", operation_id="getProblemType", tags=["docs"])
-async def get_problem_type(slug: str) -> dict[str, Any]:
+async def get_problem_type(slug: FromPath[str]) -> dict[str, Any]:
     kind = ALL_TYPES.get(slug)
     if kind is None:
         raise NotFoundException(f"no problem type {slug!r}")

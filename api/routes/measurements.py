@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import msgspec
 import structlog
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter
 
 from api.decode import body_operation, decode_json
 from api.errors import InvalidIdempotencyKey, MissingIdempotencyKey
@@ -62,12 +63,15 @@ def parse_key(raw: str | None) -> str:
 )
 async def ingest_measurements(
     request: Request[Any, Any, Any],
-    site_id: int,
-    settings: Settings,
-    pool: asyncpg.Pool,
-    idempotency_key: str | None = Parameter(
-        header="Idempotency-Key", required=False, description="Unique per batch (IETF draft)"
-    ),
+    site_id: FromPath[int],
+    settings: NamedDependency[Settings],
+    pool: NamedDependency[asyncpg.Pool],
+    idempotency_key: Annotated[
+        str | None,
+        HeaderParameter(
+            name="Idempotency-Key", required=False, description="Unique per batch (IETF draft)"
+        ),
+    ] = None,
 ) -> Response[bytes]:
     key = parse_key(idempotency_key)
     batch = await decode_json(request, _decode_batch)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import asyncpg
 import msgspec
 from litestar import Controller, Request, get, patch, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, Parameter
 
 from api.decode import body_operation, decode_json
 from api.schemas import SiteCreate, SiteOut, SitePage, SitePatch
@@ -24,14 +25,16 @@ def _out(view: SiteView) -> SiteOut:
 
 class SitesController(Controller):
     path = "/v1/sites"
-    tags = ["sites"]
+    tags: ClassVar[list[str]] = ["sites"]
 
     @post(
         operation_id="createSite",
         status_code=201,
         operation_class=body_operation(SiteCreate, "The new site"),
     )
-    async def create_site(self, request: Request[Any, Any, Any], pool: asyncpg.Pool) -> SiteOut:
+    async def create_site(
+        self, request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
+    ) -> SiteOut:
         data = await decode_json(request, _decode_create)
         async with db.connection(pool) as conn:
             view = await sites.create_site(
@@ -45,7 +48,7 @@ class SitesController(Controller):
     @get(operation_id="listSites")
     async def list_sites(
         self,
-        pool: asyncpg.Pool,
+        pool: NamedDependency[asyncpg.Pool],
         after: Annotated[int, Parameter(ge=0, description="Cursor: last id seen")] = 0,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> SitePage:
@@ -55,7 +58,9 @@ class SitesController(Controller):
         return SitePage(items=items, next_after=items[-1].id if len(items) == limit else None)
 
     @get("/{site_id:int}", operation_id="getSite")
-    async def get_site(self, site_id: int, pool: asyncpg.Pool) -> SiteOut:
+    async def get_site(
+        self, site_id: FromPath[int], pool: NamedDependency[asyncpg.Pool]
+    ) -> SiteOut:
         async with db.connection(pool) as conn:
             return _out(await sites.get_site(conn, site_id=site_id))
 
@@ -65,7 +70,10 @@ class SitesController(Controller):
         operation_class=body_operation(SitePatch, "Fields to change"),
     )
     async def update_site(
-        self, site_id: int, request: Request[Any, Any, Any], pool: asyncpg.Pool
+        self,
+        site_id: FromPath[int],
+        request: Request[Any, Any, Any],
+        pool: NamedDependency[asyncpg.Pool],
     ) -> SiteOut:
         data = await decode_json(request, _decode_patch)
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}

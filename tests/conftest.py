@@ -1,0 +1,131 @@
+"""Fixtures on real services: a Postgres and a Redis for the session, a fresh database per test
+(cloned from a migrated template), and the real API served over HTTP on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from service import migrate
+from service.settings import Settings
+from tests.harness.services import PostgresServer, RedisServer, start_postgres, start_redis
+
+TEMPLATE = "emissions_template"
+_db_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = start_postgres()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = start_redis()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+async def template_db(pg_server: PostgresServer) -> str:
+    """A database with every migration applied; tests clone it (fast: a file copy)."""
+    admin = await asyncpg.connect(pg_server.url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {TEMPLATE}")
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(pg_server.url_for(TEMPLATE))
+    try:
+        await migrate.migrate(conn)
+        await migrate.ensure_partitions(conn)
+    finally:
+        await conn.close()
+    return TEMPLATE
+
+
+@pytest.fixture
+async def db_url(pg_server: PostgresServer, template_db: str) -> AsyncIterator[str]:
+    name = f"test_{next(_db_numbers)}"
+    admin = await asyncpg.connect(pg_server.url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+    finally:
+        await admin.close()
+    yield pg_server.url_for(name)
+    admin = await asyncpg.connect(pg_server.url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def settings(db_url: str, redis_server: RedisServer) -> Settings:
+    return Settings.from_env({}, database_url=db_url, redis_url=redis_server.url, log_json=True)
+
+
+@pytest.fixture
+async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to the test database, for arranging and asserting."""
+    connection = await asyncpg.connect(db_url, server_settings={"timezone": "UTC"})
+    yield connection
+    await connection.close()
+
+
+def free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class RunningApi:
+    """The real app under uvicorn in this event loop, on a free port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.sock = free_socket()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(
+            create_app(settings), log_level="warning", access_log=False, lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task[Any] | None = None
+
+    async def __aenter__(self) -> RunningApi:
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()  # raise the startup error
+            await asyncio.sleep(0.01)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+        self.sock.close()
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[RunningApi]:
+    async with RunningApi(settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def client(api: RunningApi) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+        yield http

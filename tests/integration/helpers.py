@@ -1,0 +1,61 @@
+"""Small helpers shared by integration tests: make sites, send batches, count what is stored."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+
+_names = itertools.count()
+BASE_TS = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
+
+
+async def make_site(client: httpx.AsyncClient, *, limit_kg: float = 10_000.0) -> int:
+    response = await client.post(
+        "/v1/sites", json={"name": f"site-{next(_names)}", "emission_limit_kg": limit_kg}
+    )
+    assert response.status_code == 201, response.text
+    site_id: int = response.json()["id"]
+    return site_id
+
+
+def readings(
+    n: int, *, start: datetime = BASE_TS, kg: float = 1.25, step_min: int = 15
+) -> list[dict[str, Any]]:
+    return [
+        {"ts": (start + timedelta(minutes=step_min * i)).isoformat(), "methane_kg": kg + i}
+        for i in range(n)
+    ]
+
+
+def batch(items: list[dict[str, Any]], device_id: str = "dev-1") -> dict[str, Any]:
+    return {"device_id": device_id, "measurements": items}
+
+
+async def post_batch(
+    client: httpx.AsyncClient,
+    site_id: int,
+    body: dict[str, Any] | bytes,
+    *,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    all_headers = {"Idempotency-Key": key or uuid.uuid4().hex, **(headers or {})}
+    if isinstance(body, bytes):
+        all_headers.setdefault("Content-Type", "application/json")
+        return await client.post(
+            f"/v1/sites/{site_id}/measurements", content=body, headers=all_headers
+        )
+    return await client.post(f"/v1/sites/{site_id}/measurements", json=body, headers=all_headers)
+
+
+async def table_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    """Row counts of every table a request can write: the 'database unchanged' check."""
+    counts = {}
+    for table in ("sites", "measurements", "ingest_requests", "outbox"):
+        counts[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")
+    return counts
