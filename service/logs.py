@@ -38,7 +38,7 @@ def configure_logging(level: str = "info", json: bool | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
+    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr)
 
 
 def get_logger(name: str) -> Any:

@@ -14,6 +14,7 @@ from domain.readings import BatchLimits
 
 PositiveInt = Annotated[int, Meta(gt=0)]
 PositiveFloat = Annotated[float, Meta(gt=0)]
+AwareDatetime = Annotated[datetime, Meta(tz=True)]
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -33,7 +34,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     max_readings_per_batch: PositiveInt = 5000
     max_methane_kg: PositiveFloat = 1e6
     max_future_s: PositiveInt = 300
-    earliest_reading: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    earliest_reading: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
     idempotency_retention_h: PositiveInt = 7 * 24
     in_flight_retry_after_s: PositiveInt = 1
     unavailable_retry_after_s: PositiveInt = 5

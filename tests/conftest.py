@@ -99,7 +99,7 @@ class RunningApi:
         self.sock = free_socket()
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         config = uvicorn.Config(
-            create_app(settings), log_level="warning", access_log=False, lifespan="on"
+            create_app(settings), log_config=None, access_log=False, lifespan="on"
         )
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[Any] | None = None
@@ -108,7 +108,11 @@ class RunningApi:
         self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
         while not self.server.started:
             if self.task.done():
-                self.task.result()  # raise the startup error
+                try:
+                    self.task.result()
+                except SystemExit as exc:  # uvicorn exits when the lifespan startup fails
+                    raise RuntimeError("the API failed to start (see the log)") from exc
+                raise RuntimeError("the API failed to start (see the log)")
             await asyncio.sleep(0.01)
         return self
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -59,3 +63,16 @@ async def table_counts(conn: asyncpg.Connection) -> dict[str, int]:
     for table in ("sites", "measurements", "ingest_requests", "outbox"):
         counts[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")
     return counts
+
+
+async def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `emissions ARGS` as a real process with extra environment variables."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "service.cli", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

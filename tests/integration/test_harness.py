@@ -39,6 +39,15 @@ def _controllable(server: PostgresServer | RedisServer) -> None:
         pytest.skip("server comes from an env URL; the harness cannot stop/start it")
 
 
+def test_local_servers_avoid_the_system_ports(pg: PostgresServer, rds: RedisServer) -> None:
+    if pg.kind == "local":
+        assert pg.url.startswith("postgresql://postgres@127.0.0.1:")
+        assert urlsplit(pg.url).port not in (None, 5432)
+    if rds.kind == "local":
+        assert (rds.host, rds.url) == ("127.0.0.1", f"redis://127.0.0.1:{rds.port}/0")
+        assert rds.port != 6379
+
+
 async def test_postgres_serves_queries_and_creates_databases(pg: PostgresServer) -> None:
     dbname = f"harness_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(pg.url)
@@ -64,7 +73,6 @@ async def test_postgres_serves_queries_and_creates_databases(pg: PostgresServer)
 def test_redis_answers_ping(rds: RedisServer) -> None:
     with redis.Redis.from_url(rds.url) as client:
         assert client.ping() is True
-    assert rds.port not in (6379, 0)
 
 
 def test_redis_stop_refuses_connections_and_start_restores_same_port(rds: RedisServer) -> None:
