@@ -45,11 +45,11 @@ def create_app(settings: Settings | None = None) -> RequestContext:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = await _connect(settings)
-        redis = aioredis.from_url(
+        redis = aioredis.Redis.from_url(
             settings.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5
         )
         try:
-            async with pool.acquire() as conn:
+            async with db.connection(pool) as conn:
                 await migrate.verify(conn)
             app.state.pool = pool
             app.state.redis = redis

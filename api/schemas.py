@@ -37,12 +37,12 @@ LimitKg = Annotated[float, Meta(gt=0, le=1e15, description="Annual emission limi
 Metadata = Annotated[dict[str, Any], Meta(description="Free-form site attributes")]
 
 
-class MeasurementIn(Base, frozen=True):
+class MeasurementIn(Base):
     ts: WindowStart
     methane_kg: MethaneKg
 
 
-class IngestBatch(Base, frozen=True):
+class IngestBatch(Base):
     device_id: DeviceId
     measurements: list[MeasurementIn]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 import asyncpg
 import msgspec
@@ -52,6 +53,7 @@ async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection; a lost or unreachable server surfaces as DatabaseUnavailable."""
     try:
         async with pool.acquire() as conn:
-            yield conn
+            # The pool hands out a proxy that behaves as a Connection in every way we use.
+            yield cast(asyncpg.Connection, conn)
     except CONNECTION_ERRORS as exc:
         raise DatabaseUnavailable() from exc

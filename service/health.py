@@ -10,13 +10,14 @@ import redis.asyncio as aioredis
 from service.db import CONNECTION_ERRORS
 
 PROBE_TIMEOUT_S = 1.0
+_UNREACHABLE: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.InterfaceError)
 
 
 async def postgres(pool: asyncpg.Pool) -> bool:
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S), pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
-    except (*CONNECTION_ERRORS, asyncpg.InterfaceError):
+    except _UNREACHABLE:
         return False
     return True
 

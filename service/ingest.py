@@ -59,6 +59,7 @@ async def record_batch(
         if not await conn.fetchval(q["try_lock_key"], _lock_id(scope, key)):
             raise KeyInFlight()
         found = await conn.fetchrow(q["find_request"], scope, key, site_id)
+        assert found is not None  # the query always returns one row
         if found["fingerprint"] is not None and not found["expired"]:
             if found["fingerprint"] != fingerprint:
                 raise KeyReused()
@@ -77,6 +78,7 @@ async def record_batch(
             batch_id,
             request_id,
         )
+        assert row is not None  # an aggregate without GROUP BY returns one row
         others = await _stored_values(conn, q["stored_values"], site_id, row)
         duplicates, conflicts = classify(others)
         receipt = IngestReceipt(
@@ -116,6 +118,6 @@ async def _stored_values(
     others = list(zip(row["other_ts"], row["other_received"], row["other_stored"], strict=True))
     missing = [ts for ts, _, stored in others if stored is None]
     if missing:
-        late = dict(await conn.fetch(query, site_id, missing))  # type: ignore[arg-type]
+        late = {r["ts"]: r["methane_kg"] for r in await conn.fetch(query, site_id, missing)}
         others = [(ts, kg, late[ts] if stored is None else stored) for ts, kg, stored in others]
     return others
