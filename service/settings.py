@@ -36,8 +36,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     max_future_s: PositiveInt = 300
     earliest_reading: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
     idempotency_retention_h: PositiveInt = 7 * 24
-    in_flight_retry_after_s: PositiveInt = 1
-    unavailable_retry_after_s: PositiveInt = 5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
