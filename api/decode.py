@@ -40,6 +40,8 @@ async def decode_json(request: Request[Any, Any, Any], decoder: msgspec.json.Dec
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType()
     body = await request.body()
+    if b"\\u0000" in body:  # valid JSON, but no Postgres text or jsonb can hold it
+        raise InvalidBody([FieldError("", "strings must not contain the NUL character")])
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:

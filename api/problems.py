@@ -144,6 +144,7 @@ def _parameter_errors(exc: HTTPException) -> list[FieldError] | None:
     errors = []
     for item in exc.extra:
         if isinstance(item, dict) and "key" in item:
-            where = item.get("source", "parameter")
+            source = item.get("source", "parameter")
+            where = getattr(source, "value", source)
             errors.append(FieldError(f"{where}:{item['key']}", str(item.get("message", ""))))
     return errors or None

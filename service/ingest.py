@@ -16,6 +16,7 @@ from domain.readings import Reading
 from domain.receipts import IngestReceipt, classify
 from service import queries
 from service.errors import KeyInFlight, KeyReused, ServiceError, SiteNotFound
+from service.sites import MAX_ID
 
 ACCEPTED = 202
 _encode = msgspec.json.Encoder().encode
@@ -52,6 +53,8 @@ async def record_batch(
     The advisory lock makes a concurrent retry of the same key fail fast (KeyInFlight)
     instead of waiting; the lookup after it sees any earlier commit of that key.
     """
+    if not 0 < site_id <= MAX_ID:
+        raise SiteNotFound(f"site {site_id} does not exist")
     q = queries.load("ingest")
     scope = f"{site_id}/{device_id}"
     fingerprint = batch_fingerprint(device_id, readings)

@@ -36,6 +36,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     max_future_s: PositiveInt = 300
     earliest_reading: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
     idempotency_retention_h: PositiveInt = 7 * 24
+    drain_batch_size: PositiveInt = 1000
+    drain_budget_s: PositiveFloat = 5.0
+    drain_max_attempts: PositiveInt = 10
+    drain_backoff_base_s: PositiveFloat = 1.0
+    drain_backoff_cap_s: PositiveFloat = 300.0
+    sweep_interval_s: PositiveInt = 1
+    worker_max_jobs: PositiveInt = 4
+    nudge_timeout_s: PositiveFloat = 0.25
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

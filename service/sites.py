@@ -12,6 +12,8 @@ from domain.limits import LimitStatus, limit_status, percent_of_limit
 from service import queries
 from service.errors import DuplicateSiteName, SiteNotFound
 
+MAX_ID = 2**63 - 1  # bigint: a larger id cannot exist
+
 
 @dataclass(frozen=True, slots=True)
 class SiteView:
@@ -72,6 +74,8 @@ async def update_site(
     emission_limit_kg: float | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> SiteView:
+    if not 0 < site_id <= MAX_ID:
+        raise SiteNotFound(f"site {site_id} does not exist")
     try:
         updated = await conn.fetchval(
             queries.load("sites")["update_site"], site_id, name, emission_limit_kg, metadata
@@ -84,6 +88,8 @@ async def update_site(
 
 
 async def get_site(conn: asyncpg.Connection, *, site_id: int) -> SiteView:
+    if not 0 < site_id <= MAX_ID:
+        raise SiteNotFound(f"site {site_id} does not exist")
     row = await conn.fetchrow(queries.load("sites")["site_view"], site_id)
     if row is None:
         raise SiteNotFound(f"site {site_id} does not exist")

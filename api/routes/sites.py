@@ -49,7 +49,9 @@ class SitesController(Controller):
     async def list_sites(
         self,
         pool: NamedDependency[asyncpg.Pool],
-        after: Annotated[int, Parameter(ge=0, description="Cursor: last id seen")] = 0,
+        after: Annotated[
+            int, Parameter(ge=0, le=2**63 - 1, description="Cursor: last id seen")
+        ] = 0,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
     ) -> SitePage:
         async with db.connection(pool) as conn:

@@ -1,0 +1,36 @@
+"""Outbox events as the workers read them, and how long a failing event waits to retry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+MEASUREMENTS_ACCEPTED = "measurements.accepted"
+
+
+class MeasurementsAccepted(msgspec.Struct, frozen=True, kw_only=True):
+    """Payload of a batch that stored new readings: the UTC hours they fall in."""
+
+    batch_id: str
+    request_id: str = ""
+    device_id: str = ""
+    accepted: int
+    first_ts: datetime
+    last_ts: datetime
+    hours: list[datetime]
+
+
+def parse_accepted(payload: object) -> MeasurementsAccepted:
+    """The typed payload; raises msgspec.ValidationError for a malformed (poison) payload."""
+    return msgspec.convert(payload, MeasurementsAccepted, strict=False)
+
+
+def backoff_s(attempts: int, *, base_s: float, cap_s: float, jitter: float) -> float:
+    """Delay before retry number `attempts` (1-based): exponential, capped, jittered.
+
+    jitter in [0, 1) picks a point in [delay/2, delay): events that failed together spread
+    out instead of failing together again, and no retry comes sooner than half the delay.
+    """
+    delay: float = min(cap_s, base_s * 2 ** (attempts - 1))
+    return delay * (0.5 + jitter / 2)

@@ -1,0 +1,63 @@
+"""The doorbell: after a commit, ask the workers to drain. Never blocks or fails a request."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+from arq.connections import ArqRedis
+
+DRAIN_JOB = "drain"
+# A fixed job id: while one drain job is queued, further nudges coalesce into it.
+DRAIN_JOB_ID = "drain:nudge"
+log = structlog.get_logger("nudge")
+
+
+class Doorbell:
+    """Rings in the background, one ring in flight at a time; a ring during one is remembered.
+
+    After a failure (Redis down) it stays quiet for `quiet_s`: the sweep drains meanwhile, and
+    requests do not pay for connection attempts that will fail.
+    """
+
+    def __init__(self, redis: ArqRedis, *, timeout_s: float, quiet_s: float = 1.0) -> None:
+        self.redis = redis
+        self.timeout_s = timeout_s
+        self.quiet_s = quiet_s
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+        self._quiet_until = 0.0
+        self.rings = 0
+        self.failures = 0
+
+    def ring(self) -> None:
+        if time.monotonic() < self._quiet_until:
+            return
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.create_task(self._ring())
+
+    async def _ring(self) -> None:
+        while True:
+            self._again = False
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    await self.redis.enqueue_job(DRAIN_JOB, _job_id=DRAIN_JOB_ID)
+                self.rings += 1
+            except Exception as exc:
+                self.failures += 1
+                self._quiet_until = time.monotonic() + self.quiet_s
+                log.warning("nudge_failed", error=f"{type(exc).__name__}: {exc}")
+                return
+            if not self._again:
+                return
+
+    async def close(self) -> None:
+        if self._task is not None:
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    await self._task
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()

@@ -1,0 +1,100 @@
+-- name: claim_events
+-- Lock up to $1 due events, oldest first; concurrent drainers skip each other's rows.
+SELECT id, event_type, site_id, payload, attempts
+FROM outbox
+WHERE processed_at IS NULL AND dead_at IS NULL AND available_at <= now()
+ORDER BY available_at, id
+LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- name: lock_site_totals
+-- Lock (creating on first use) a site's totals row: one drainer updates a site at a time.
+INSERT INTO site_totals AS t (site_id, year) VALUES ($1, $2)
+ON CONFLICT (site_id) DO UPDATE SET updated_at = t.updated_at
+RETURNING year;
+
+-- name: recompute_hours
+-- Recompute the given UTC hours of a site from raw readings; return each hour's change.
+WITH fresh AS (
+    SELECT date_trunc('hour', ts, 'UTC') AS hour, sum(methane_kg::numeric) AS total_kg,
+           count(*)::int AS readings, max(ts) AS last_ts
+    FROM measurements
+    WHERE site_id = $1 AND ts >= $3 AND ts < $4
+      AND date_trunc('hour', ts, 'UTC') = ANY ($2::timestamptz[])
+    GROUP BY 1
+), old AS (
+    SELECT hour, total_kg, readings
+    FROM site_hourly
+    WHERE site_id = $1 AND hour = ANY ($2::timestamptz[])
+), upserted AS (
+    INSERT INTO site_hourly AS h (site_id, hour, total_kg, readings)
+    SELECT $1, hour, total_kg, readings FROM fresh
+    ON CONFLICT (site_id, hour) DO UPDATE
+    SET total_kg = excluded.total_kg, readings = excluded.readings
+    WHERE (h.total_kg, h.readings) IS DISTINCT FROM (excluded.total_kg, excluded.readings)
+)
+SELECT f.hour, f.total_kg - coalesce(o.total_kg, 0) AS delta_kg,
+       f.readings - coalesce(o.readings, 0) AS delta_readings, f.last_ts
+FROM fresh AS f
+LEFT JOIN old AS o USING (hour);
+
+-- name: add_to_totals
+-- Apply hour changes to a site's totals; a new calendar year's figure is summed afresh.
+UPDATE site_totals
+SET lifetime_kg = lifetime_kg + $2,
+    readings = readings + $3,
+    year_kg = CASE WHEN year = $4 THEN year_kg + $5 ELSE (
+        SELECT coalesce(sum(total_kg), 0) FROM site_hourly
+        WHERE site_id = $1
+          AND hour >= make_timestamptz($4, 1, 1, 0, 0, 0, 'UTC')
+          AND hour < make_timestamptz($4 + 1, 1, 1, 0, 0, 0, 'UTC')) END,
+    year = $4,
+    last_reading_at = greatest(last_reading_at, $6),
+    updated_at = now()
+WHERE site_id = $1;
+
+-- name: mark_processed
+-- Events applied in this transaction.
+UPDATE outbox SET processed_at = now(), last_error = NULL WHERE id = ANY ($1::bigint[]);
+
+-- name: mark_failed
+-- Back an event off after a failure; dead-letter it at the last allowed attempt.
+UPDATE outbox
+SET attempts = attempts + 1,
+    last_error = $2,
+    available_at = now() + make_interval(secs => $3),
+    dead_at = CASE WHEN attempts + 1 >= $4 THEN now() END
+WHERE id = $1
+RETURNING dead_at IS NOT NULL AS dead;
+
+-- name: delete_site_hourly
+-- First half of a rebuild: forget every bucket of the site.
+DELETE FROM site_hourly WHERE site_id = $1;
+
+-- name: insert_all_hours
+-- Second half of a rebuild: every bucket of the site from raw readings.
+INSERT INTO site_hourly (site_id, hour, total_kg, readings)
+SELECT $1, date_trunc('hour', ts, 'UTC'), sum(methane_kg::numeric), count(*)
+FROM measurements
+WHERE site_id = $1
+GROUP BY 2;
+
+-- name: reset_totals
+-- Totals of a site summed afresh from its buckets (after a rebuild).
+UPDATE site_totals
+SET lifetime_kg = coalesce((SELECT sum(total_kg) FROM site_hourly WHERE site_id = $1), 0),
+    readings = coalesce((SELECT sum(readings) FROM site_hourly WHERE site_id = $1), 0),
+    year = $2,
+    year_kg = coalesce((
+        SELECT sum(total_kg) FROM site_hourly
+        WHERE site_id = $1
+          AND hour >= make_timestamptz($2, 1, 1, 0, 0, 0, 'UTC')
+          AND hour < make_timestamptz($2 + 1, 1, 1, 0, 0, 0, 'UTC')), 0),
+    last_reading_at = (SELECT max(ts) FROM measurements WHERE site_id = $1),
+    updated_at = now()
+WHERE site_id = $1;
+
+-- name: heartbeat
+-- This worker is alive; `drained` is its running count of applied events.
+INSERT INTO workers (worker_id, hostname, pid, drained) VALUES ($1, $2, $3, $4)
+ON CONFLICT (worker_id) DO UPDATE SET seen_at = now(), drained = excluded.drained;

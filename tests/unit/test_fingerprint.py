@@ -1,0 +1,63 @@
+"""batch_fingerprint: equal for bodies that mean the same batch, different otherwise."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from domain.fingerprint import batch_fingerprint
+from domain.readings import Window
+
+T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
+T1 = datetime(2026, 1, 5, 0, 15, tzinfo=UTC)
+BATCH = [Window(T0, 1.0), Window(T1, 2.0)]
+
+
+def test_fingerprint_is_a_32_byte_sha256_digest() -> None:
+    digest = batch_fingerprint("dev-1", BATCH)
+    assert isinstance(digest, bytes)
+    assert len(digest) == 32
+
+
+def test_fingerprint_is_deterministic() -> None:
+    assert batch_fingerprint("dev-1", BATCH) == batch_fingerprint("dev-1", list(BATCH))
+
+
+def test_reordered_readings_have_the_same_fingerprint() -> None:
+    assert batch_fingerprint("dev-1", [Window(T1, 2.0), Window(T0, 1.0)]) == batch_fingerprint(
+        "dev-1", BATCH
+    )
+
+
+def test_offset_spelling_does_not_change_the_fingerprint() -> None:
+    plus2 = timezone(timedelta(hours=2))
+    minus5 = timezone(timedelta(hours=-5))
+    same = [
+        Window(datetime(2026, 1, 5, 2, 15, tzinfo=plus2), 2.0),
+        Window(datetime(2026, 1, 4, 19, 0, tzinfo=minus5), 1.0),
+    ]
+    assert batch_fingerprint("dev-1", same) == batch_fingerprint("dev-1", BATCH)
+
+
+def test_a_changed_value_changes_the_fingerprint() -> None:
+    changed = [Window(T0, 1.0), Window(T1, 2.0000001)]
+    assert batch_fingerprint("dev-1", changed) != batch_fingerprint("dev-1", BATCH)
+
+
+def test_a_changed_window_changes_the_fingerprint() -> None:
+    changed = [Window(T0, 1.0), Window(T1 + timedelta(microseconds=1), 2.0)]
+    assert batch_fingerprint("dev-1", changed) != batch_fingerprint("dev-1", BATCH)
+
+
+def test_another_device_changes_the_fingerprint() -> None:
+    assert batch_fingerprint("dev-2", BATCH) != batch_fingerprint("dev-1", BATCH)
+
+
+def test_an_added_or_dropped_reading_changes_the_fingerprint() -> None:
+    longer = [*BATCH, Window(T1 + timedelta(minutes=15), 3.0)]
+    assert batch_fingerprint("dev-1", longer) != batch_fingerprint("dev-1", BATCH)
+    assert batch_fingerprint("dev-1", BATCH[:1]) != batch_fingerprint("dev-1", BATCH)
+
+
+def test_swapping_values_between_windows_changes_the_fingerprint() -> None:
+    swapped = [Window(T0, 2.0), Window(T1, 1.0)]
+    assert batch_fingerprint("dev-1", swapped) != batch_fingerprint("dev-1", BATCH)
