@@ -1,0 +1,83 @@
+"""`emissions worker`: arq, supervised so that a Redis outage never stops the draining."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Any
+
+import structlog
+from arq.worker import Worker, create_worker
+from redis.exceptions import RedisError
+
+from service import db, worker_ops
+from service.errors import DatabaseUnavailable
+from service.logs import configure_logging
+from service.settings import Settings
+from service.worker_ops import WorkerState
+from worker.settings import WorkerSettings
+
+log = structlog.get_logger("worker")
+RETRY_S = 1.0
+
+
+async def _run_arq(ctx: dict[str, Any], current: list[Worker]) -> None:
+    worker = create_worker(WorkerSettings, ctx=ctx, handle_signals=False)  # type: ignore[arg-type]
+    current[:] = [worker]
+    try:
+        await worker.async_run()
+    finally:
+        # Redis may be why we are here; close() also cancels the jobs it was running (their
+        # transactions roll back), which surfaces as CancelledError from its gather().
+        with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
+            await worker.close()
+
+
+async def supervise(settings: Settings) -> None:
+    """Run arq; when Redis drops, drain straight from Postgres every second until it is back.
+
+    The Postgres pool, heartbeat and counters belong to this loop, not to one arq run.
+    SIGINT/SIGTERM cancel the current run: an in-flight drain transaction rolls back and its
+    events stay pending for the next worker.
+    """
+    pool = await db.create_pool(settings)
+    state = WorkerState()
+    beat = asyncio.create_task(
+        worker_ops.beat_forever(pool, state, every_s=settings.sweep_interval_s)
+    )
+    stopping = asyncio.Event()
+    current: list[Worker] = []
+    main = asyncio.current_task()
+
+    def stop() -> None:
+        stopping.set()
+        assert main is not None
+        main.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    ctx: dict[str, Any] = {"settings": settings, "pool": pool, "state": state}
+    try:
+        while not stopping.is_set():
+            try:
+                await _run_arq(ctx, current)
+            except (RedisError, OSError) as exc:
+                log.warning("redis_unreachable", error=str(exc), fallback="postgres sweep")
+            with contextlib.suppress(DatabaseUnavailable):
+                await worker_ops.drain_until_idle(pool, settings, state, trigger="fallback")
+            await asyncio.sleep(RETRY_S)
+    except asyncio.CancelledError:
+        if not stopping.is_set():
+            raise
+    finally:
+        beat.cancel()
+        await pool.close()
+        log.info("worker_exited", drained=state.drained)
+
+
+def run(settings: Settings) -> int:
+    configure_logging(settings.log_level, settings.log_json)
+    asyncio.run(supervise(settings))
+    return 0

@@ -1,0 +1,63 @@
+"""arq WorkerSettings: `arq worker.settings.WorkerSettings` or `emissions worker`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from arq import cron, func
+from arq.connections import RedisSettings
+
+from service import db, worker_ops
+from service.logs import configure_logging
+from service.nudge import DRAIN_JOB
+from service.settings import Settings
+from service.worker_ops import WorkerState
+from worker import jobs
+
+_settings = Settings.from_env()
+log = structlog.get_logger("worker")
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """Resources for the jobs. `emissions worker` passes its own (they outlive a Redis outage)."""
+    settings: Settings = ctx.setdefault("settings", _settings)
+    configure_logging(settings.log_level, settings.log_json)
+    if "pool" not in ctx:
+        ctx["pool"] = await db.create_pool(settings)
+        ctx["owns_pool"] = True
+        ctx["state"] = WorkerState()
+        ctx["heartbeat"] = asyncio.create_task(
+            worker_ops.beat_forever(ctx["pool"], ctx["state"], every_s=settings.sweep_interval_s)
+        )
+    log.info("worker_started", worker_id=ctx["state"].worker_id)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if ctx.pop("owns_pool", False):
+        ctx.pop("heartbeat").cancel()
+        await ctx.pop("pool").close()
+    log.info("worker_stopped")
+
+
+class WorkerSettings:
+    functions = [func(jobs.drain, name=DRAIN_JOB, keep_result=0, max_tries=1)]
+    cron_jobs = [
+        cron(
+            jobs.sweep,
+            name="sweep",
+            second=set(range(0, 60, _settings.sweep_interval_s)),
+            run_at_startup=True,
+            keep_result=0,
+            max_tries=1,
+        )
+    ]
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = RedisSettings.from_dsn(_settings.redis_url)
+    max_jobs = _settings.worker_max_jobs
+    keep_result = 0
+    # Our jobs end their own loops within drain_budget_s; this only catches a stuck job.
+    job_timeout = 300
+    health_check_interval = 5
