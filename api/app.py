@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
-import redis.asyncio as aioredis
 import structlog
+from arq.connections import ArqRedis
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -16,9 +16,10 @@ from litestar.openapi import OpenAPIConfig
 
 from api.context import RequestContext
 from api.problems import handle_exception
-from api.routes import health, measurements, sites
+from api.routes import health, measurements, ops, sites
 from service import db, migrate
 from service.logs import configure_logging
+from service.nudge import Doorbell
 from service.settings import Settings
 
 log = structlog.get_logger("api")
@@ -45,17 +46,23 @@ def create_app(settings: Settings | None = None) -> RequestContext:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = await _connect(settings)
-        redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5
+        # Redis is a doorbell: short timeouts, and nothing waits for it at startup.
+        redis = ArqRedis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=settings.nudge_timeout_s,
+            socket_timeout=settings.nudge_timeout_s,
         )
+        doorbell = Doorbell(redis, timeout_s=settings.nudge_timeout_s)
         try:
             async with db.connection(pool) as conn:
                 await migrate.verify(conn)
             app.state.pool = pool
             app.state.redis = redis
+            app.state.doorbell = doorbell
             log.info("api_started", environment=settings.environment)
             yield
         finally:
+            await doorbell.close()
             await redis.aclose()
             await pool.close()
 
@@ -63,6 +70,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
         route_handlers=[
             measurements.ingest_measurements,
             sites.SitesController,
+            ops.OpsController,
             health.live,
             health.ready,
             health.list_problem_types,

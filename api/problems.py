@@ -16,6 +16,8 @@ from domain.errors import FieldError, InvalidBatch
 from service import errors as svc
 
 PROBLEM_JSON = "application/problem+json"
+# Framework error headers worth keeping on the problem response.
+_PASS_HEADERS = {"allow", "www-authenticate", "retry-after"}
 log = structlog.get_logger("api")
 
 
@@ -122,7 +124,7 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         kind = BY_STATUS.get(status) or ProblemType(
             f"http-{status}", status, HTTPStatus(status).phrase
         )
-        headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+        headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in _PASS_HEADERS}
         return problem_response(
             kind, exc.detail, instance=instance, errors=_parameter_errors(exc), headers=headers
         )

@@ -116,3 +116,76 @@ def inline_schema(tp: Any) -> dict[str, Any]:
 
     resolved: dict[str, Any] = resolve(root)
     return resolved
+
+
+class HourOut(Base):
+    hour: datetime
+    total_kg: float
+    readings: int
+
+
+class HourlySeries(Base):
+    site_id: int
+    start: datetime = msgspec.field(name="from")
+    end: datetime = msgspec.field(name="to")
+    hours: list[HourOut]
+
+
+class QueueOut(Base):
+    pending: int
+    in_backoff: int
+    dead: int
+    oldest_pending_age_s: float
+    processed_last_minute: int
+    processed_last_hour: int
+    workers_alive: int
+    worker_heartbeat_age_s: float | None
+    arq_queue_depth: int | None
+    table_bytes: dict[str, int]
+
+
+class OutboxEventOut(Base):
+    id: int
+    event_type: str
+    site_id: int
+    payload: dict[str, Any]
+    created_at: datetime
+    available_at: datetime
+    attempts: int
+    last_error: str | None
+    processed_at: datetime | None
+    dead_at: datetime | None
+
+
+class OutboxPage(Base):
+    items: list[OutboxEventOut]
+    # Pass as ?before= for the next (older) page; null on the last page.
+    next_before: int | None = None
+
+
+class ReplayRequest(Base):
+    """Exactly one of: event_ids; site_id (optionally with from/to); all_dead (optionally with
+    site_id). dry_run answers what would be replayed, changing nothing."""
+
+    event_ids: Annotated[list[int], Meta(min_length=1, max_length=10_000)] | None = None
+    site_id: int | None = None
+    start: datetime | None = msgspec.field(default=None, name="from")
+    end: datetime | None = msgspec.field(default=None, name="to")
+    all_dead: bool = False
+    dry_run: bool = False
+
+
+class AuditOut(Base):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    affected: int
+    dry_run: bool
+
+
+class ReplayOut(Base):
+    event_ids: list[int]
+    replayed: int
+    dry_run: bool
+    audit: AuditOut

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 import structlog
 
-from service import migrate
+from service import migrate, ops
 from service.errors import MigrationError
 from service.logs import configure_logging
 from service.settings import Settings
 
 log = structlog.get_logger("cli")
+CLI_ACTOR = "cli"
 
 
-async def _migrate(settings: Settings, *, create_db: bool) -> int:
-    if create_db and await migrate.create_database_if_missing(settings.database_url):
+async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    if not args.no_create_db and await migrate.create_database_if_missing(settings.database_url):
         log.info("database_created")
     conn = await asyncpg.connect(settings.database_url)
     try:
@@ -34,7 +38,57 @@ async def _migrate(settings: Settings, *, create_db: bool) -> int:
     return 0
 
 
-def _serve(settings: Settings, *, workers: int) -> int:
+async def _with_conn(
+    settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[int]]
+) -> int:
+    conn = await asyncpg.connect(settings.database_url, server_settings={"timezone": "UTC"})
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+async def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    selection = ops.ReplaySelection(
+        event_ids=args.ids or None,
+        site_id=args.site,
+        start=args.start,
+        end=args.end,
+        only_dead=args.all_dead,
+    )
+    if sum([bool(args.ids), args.all_dead, args.site is not None and not args.all_dead]) != 1:
+        log.error("replay_refused", reason="give exactly one of --ids, --site, --all-dead")
+        return 2
+
+    async def work(conn: asyncpg.Connection) -> int:
+        ids, entry = await ops.replay(
+            conn, selection=selection, actor=CLI_ACTOR, dry_run=args.dry_run
+        )
+        log.info("replay", event_ids=ids, count=len(ids), dry_run=args.dry_run, audit_id=entry.id)
+        return 0
+
+    return await _with_conn(settings, work)
+
+
+async def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        sites, buckets, entry = await ops.rebuild(conn, site_id=args.site, actor=CLI_ACTOR)
+        log.info("rebuild", sites=sites, buckets=buckets, audit_id=entry.id)
+        return 0
+
+    return await _with_conn(settings, work)
+
+
+async def _maintain(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        done = await ops.maintain(conn, outbox_days=settings.outbox_retention_days)
+        log.info("maintenance", **done)
+        return 0
+
+    return await _with_conn(settings, work)
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn  # the server is only needed by this command
 
     uvicorn.run(
@@ -42,7 +96,7 @@ def _serve(settings: Settings, *, workers: int) -> int:
         factory=True,
         host=settings.host,
         port=settings.port,
-        workers=workers,
+        workers=args.workers,
         access_log=False,  # the app logs one line per request itself
         log_level="warning",
         proxy_headers=True,
@@ -50,15 +104,49 @@ def _serve(settings: Settings, *, workers: int) -> int:
     return 0
 
 
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    # By name: the service layer does not import the edges; this is only the entry point.
+    runner: Callable[[Settings], int] = importlib.import_module("worker.main").run
+    return runner(settings)
+
+
+def _timestamp(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("needs an explicit UTC offset, e.g. 2026-01-01T00:00Z")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emissions", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("migrate", help="apply pending migrations and create partitions ahead")
-    m.add_argument(
-        "--no-create-db", action="store_true", help="fail if the database does not exist"
-    )
+    m = sub.add_parser("migrate", help="apply pending migrations, create partitions ahead")
+    m.add_argument("--no-create-db", action="store_true", help="fail if the database is missing")
+    m.set_defaults(run=_migrate)
     s = sub.add_parser("serve", help="run the HTTP API")
     s.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
+    s.set_defaults(run=_serve, sync=True)
+    w = sub.add_parser("worker", help="run an outbox worker (arq, supervised)")
+    w.set_defaults(run=_worker, sync=True)
+    outbox = sub.add_parser("outbox", help="outbox operations").add_subparsers(
+        dest="outbox_command", required=True
+    )
+    r = outbox.add_parser("replay", help="make events due again (idempotent)")
+    r.add_argument("--ids", type=int, nargs="+", help="event ids")
+    r.add_argument("--site", type=int, help="events of this site")
+    r.add_argument("--from", dest="start", type=_timestamp, help="with --site: data from")
+    r.add_argument("--to", dest="end", type=_timestamp, help="with --site: data before")
+    r.add_argument("--all-dead", action="store_true", help="every dead event (of --site)")
+    r.add_argument("--dry-run", action="store_true", help="only say what would be replayed")
+    r.set_defaults(run=_replay)
+    agg = sub.add_parser("aggregates", help="aggregate operations").add_subparsers(
+        dest="aggregates_command", required=True
+    )
+    b = agg.add_parser("rebuild", help="recompute buckets and totals from raw data")
+    b.add_argument("--site", type=int, help="only this site (default: every site)")
+    b.set_defaults(run=_rebuild)
+    mt = sub.add_parser("maintain", help="partitions ahead, outbox and key retention")
+    mt.set_defaults(run=_maintain)
     return parser
 
 
@@ -66,11 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
-    if args.command == "migrate":
-        return asyncio.run(_migrate(settings, create_db=not args.no_create_db))
-    if args.command == "serve":
-        return _serve(settings, workers=args.workers)
-    raise AssertionError(args.command)
+    run: Any = args.run
+    if getattr(args, "sync", False):
+        return int(run(settings, args))
+    return int(asyncio.run(run(settings, args)))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     sweep_interval_s: PositiveInt = 1
     worker_max_jobs: PositiveInt = 4
     nudge_timeout_s: PositiveFloat = 0.25
+    outbox_retention_days: PositiveInt = 7
+    # Named operator tokens, "name:token,name:token". The development default is public.
+    admin_tokens: str = "dev:dev-admin-token"
+    worker_metrics_port: int = 0  # > 0: the worker serves Prometheus metrics on this port
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -65,6 +69,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             max_future=timedelta(seconds=self.max_future_s),
             earliest=self.earliest_reading,
         )
+
+    @property
+    def admin_token_map(self) -> dict[str, str]:
+        """token -> name; entries without a name or token are ignored."""
+        pairs = (entry.partition(":") for entry in self.admin_tokens.split(","))
+        return {token.strip(): name.strip() for name, _, token in pairs if name and token}
 
     @property
     def idempotency_retention(self) -> timedelta:

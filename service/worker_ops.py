@@ -13,8 +13,8 @@ import asyncpg
 import structlog
 
 from service import db, queries
-from service.errors import DatabaseUnavailable
 from service.drain import DrainReport, RetryPolicy, drain_batch
+from service.errors import DatabaseUnavailable
 from service.settings import Settings
 
 log = structlog.get_logger("worker")
@@ -24,8 +24,9 @@ log = structlog.get_logger("worker")
 class WorkerState:
     """Per-process identity and counters, kept in the arq ctx."""
 
-    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:"
-                           f"{uuid.uuid4().hex[:6]}")
+    worker_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
     drained: int = 0
 
 

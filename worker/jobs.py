@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from service import worker_ops
+import structlog
+
+from service import db, ops, worker_ops
+
+log = structlog.get_logger("worker")
 
 
 async def drain(ctx: dict[str, Any]) -> int:
@@ -21,3 +25,10 @@ async def sweep(ctx: dict[str, Any]) -> int:
         ctx["pool"], ctx["settings"], ctx["state"], trigger="sweep"
     )
     return report.applied
+
+
+async def maintain(ctx: dict[str, Any]) -> None:
+    """Hourly: partitions ahead, and retention of processed events and expired keys."""
+    async with db.connection(ctx["pool"]) as conn:
+        done = await ops.maintain(conn, outbox_days=ctx["settings"].outbox_retention_days)
+    log.info("maintenance", **done)

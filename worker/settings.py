@@ -42,8 +42,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 class WorkerSettings:
-    functions = [func(jobs.drain, name=DRAIN_JOB, keep_result=0, max_tries=1)]
-    cron_jobs = [
+    functions = (func(jobs.drain, name=DRAIN_JOB, keep_result=0, max_tries=1),)
+    cron_jobs = (
         cron(
             jobs.sweep,
             name="sweep",
@@ -51,8 +51,9 @@ class WorkerSettings:
             run_at_startup=True,
             keep_result=0,
             max_tries=1,
-        )
-    ]
+        ),
+        cron(jobs.maintain, name="maintain", minute=7, second=0, run_at_startup=True, max_tries=1),
+    )
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(_settings.redis_url)

@@ -87,6 +87,8 @@ async def ingest_measurements(
             request_id=request.scope["state"].get("request_id", ""),
             retention=settings.idempotency_retention,
         )
+    if outcome.event_id is not None:
+        request.app.state.doorbell.ring()  # after commit; never waits for Redis
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
     if outcome.receipt is not None:
         r = outcome.receipt

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import asyncpg
@@ -11,8 +12,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
 
 from api.decode import body_operation, decode_json
-from api.schemas import SiteCreate, SiteOut, SitePage, SitePatch
-from service import db, sites
+from api.routes.ops import default_range
+from api.schemas import HourlySeries, HourOut, SiteCreate, SiteOut, SitePage, SitePatch
+from service import db, ops, sites
 from service.sites import SiteView
 
 _decode_create = msgspec.json.Decoder(SiteCreate)
@@ -81,3 +83,20 @@ class SitesController(Controller):
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         async with db.connection(pool) as conn:
             return _out(await sites.update_site(conn, site_id=site_id, **changes))
+
+    @get("/{site_id:int}/hourly", operation_id="getSiteHourly")
+    async def hourly(
+        self,
+        site_id: FromPath[int],
+        pool: NamedDependency[asyncpg.Pool],
+        start: Annotated[datetime | None, Parameter(query="from")] = None,
+        end: Annotated[datetime | None, Parameter(query="to")] = None,
+    ) -> HourlySeries:
+        """Hourly totals in [from, to) (default: the last 24 hours; hours without data omitted)."""
+        start, end = default_range(start, end)
+        async with db.connection(pool) as conn:
+            await sites.get_site(conn, site_id=site_id)  # 404 for an unknown site
+            rows = await ops.hourly(conn, site_id=site_id, start=start, end=end)
+        return HourlySeries(
+            site_id=site_id, start=start, end=end, hours=[HourOut(**dict(r)) for r in rows]
+        )

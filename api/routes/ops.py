@@ -1,0 +1,119 @@
+"""Ops: queue health, the outbox (keyset paged), and replay (admin)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import asyncpg
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import Parameter
+
+from api.auth import require_admin
+from api.decode import body_operation, decode_json
+from api.errors import InvalidBody
+from api.schemas import (
+    AuditOut,
+    OutboxEventOut,
+    OutboxPage,
+    QueueOut,
+    ReplayOut,
+    ReplayRequest,
+)
+from domain.errors import FieldError
+from service import db, ops
+from service.sites import MAX_ID
+
+_decode_replay = msgspec.json.Decoder(ReplayRequest)
+OutboxStatus = Literal["pending", "backoff", "dead", "processed", "all"]
+
+
+def selection_of(req: ReplayRequest) -> ops.ReplaySelection:
+    """The replay mode the body asks for; exactly one mode, or a 422 that says why."""
+    modes = [req.event_ids is not None, req.all_dead, req.site_id is not None and not req.all_dead]
+    if sum(modes) != 1:
+        raise InvalidBody(
+            [FieldError("", "give exactly one of: event_ids, site_id (with from/to), all_dead")]
+        )
+    if (req.start or req.end) and (req.site_id is None or req.all_dead):
+        raise InvalidBody([FieldError("/from", "a time range needs site_id")])
+    if req.start and req.end and req.start >= req.end:
+        raise InvalidBody([FieldError("/to", "must be after from")])
+    return ops.ReplaySelection(
+        event_ids=req.event_ids,
+        site_id=req.site_id,
+        start=req.start,
+        end=req.end,
+        only_dead=req.all_dead,
+    )
+
+
+class OpsController(Controller):
+    path = "/v1/ops"
+    tags = ["ops"]  # noqa: RUF012 (Controller declares it as a plain attribute)
+
+    @get("/queue", operation_id="getQueue")
+    async def queue(self, pool: NamedDependency[asyncpg.Pool], state: State) -> QueueOut:
+        async with db.connection(pool) as conn:
+            stats = await ops.queue_stats(conn, state.redis)
+            sizes = await ops.table_sizes(conn)
+        return QueueOut(**stats.__dict__, table_bytes=sizes)
+
+    @get("/outbox", operation_id="listOutbox")
+    async def outbox(
+        self,
+        pool: NamedDependency[asyncpg.Pool],
+        status: OutboxStatus = "all",
+        site_id: Annotated[int | None, Parameter(ge=1, le=MAX_ID)] = None,
+        before: Annotated[int, Parameter(ge=1, le=MAX_ID, description="Cursor")] = MAX_ID,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+    ) -> OutboxPage:
+        async with db.connection(pool) as conn:
+            rows = await ops.list_outbox(
+                conn, status=status, site_id=site_id, before=before, limit=limit
+            )
+        items = [OutboxEventOut(**dict(r)) for r in rows]
+        return OutboxPage(items=items, next_before=items[-1].id if len(items) == limit else None)
+
+    @post(
+        "/outbox/replay",
+        operation_id="replayOutbox",
+        guards=[require_admin],
+        status_code=200,
+        operation_class=body_operation(ReplayRequest, "What to replay"),
+        security=[{"bearer": []}],
+    )
+    async def replay(
+        self, request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
+    ) -> ReplayOut:
+        body = await decode_json(request, _decode_replay)
+        selection = selection_of(body)
+        async with db.connection(pool) as conn:
+            ids, entry = await ops.replay(
+                conn,
+                selection=selection,
+                actor=request.scope["state"]["operator"],
+                dry_run=body.dry_run,
+            )
+        if ids and not body.dry_run:
+            request.app.state.doorbell.ring()
+        return ReplayOut(
+            event_ids=ids,
+            replayed=0 if body.dry_run else len(ids),
+            dry_run=body.dry_run,
+            audit=AuditOut(**entry.__dict__),
+        )
+
+
+def default_range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """The last 24 hours unless given; at most 400 days at once."""
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(hours=24)
+    if start >= end:
+        raise InvalidBody([FieldError("query:from", "must be before to")])
+    if end - start > timedelta(days=400):
+        raise InvalidBody([FieldError("query:from", "at most 400 days per request")])
+    return start, end

@@ -1,0 +1,91 @@
+-- name: queue_stats
+-- Outbox depth by state and the age of the oldest live event (the lag).
+SELECT count(*) FILTER (WHERE dead_at IS NULL AND available_at <= now()) AS pending,
+       count(*) FILTER (WHERE dead_at IS NULL AND available_at > now()) AS in_backoff,
+       count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead,
+       coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE dead_at IS NULL)), 0)
+           ::float8 AS oldest_pending_age_s
+FROM outbox
+WHERE processed_at IS NULL;
+
+-- name: throughput
+-- Events applied in the last minute and the last hour.
+SELECT count(*) FILTER (WHERE processed_at > now() - interval '1 minute') AS last_minute,
+       count(*) AS last_hour
+FROM outbox
+WHERE processed_at > now() - interval '1 hour';
+
+-- name: workers
+-- Worker heartbeats: age of the freshest, and how many beat in the last 10 seconds.
+SELECT extract(epoch FROM now() - max(seen_at))::float8 AS heartbeat_age_s,
+       count(*) FILTER (WHERE seen_at > now() - interval '10 seconds') AS alive
+FROM workers;
+
+-- name: list_outbox
+-- Events newest first, before cursor $1, filtered by state $2 (or 'all') and site $3 (or NULL).
+SELECT id, event_type, site_id, payload, created_at, available_at, attempts, last_error,
+       processed_at, dead_at
+FROM outbox
+WHERE id < $1
+  AND ($3::bigint IS NULL OR site_id = $3)
+  AND CASE $2::text
+      WHEN 'pending' THEN processed_at IS NULL AND dead_at IS NULL AND available_at <= now()
+      WHEN 'backoff' THEN processed_at IS NULL AND dead_at IS NULL AND available_at > now()
+      WHEN 'dead' THEN dead_at IS NOT NULL
+      WHEN 'processed' THEN processed_at IS NOT NULL
+      ELSE true END
+ORDER BY id DESC
+LIMIT $4;
+
+-- name: select_replay
+-- Events a replay would touch: ids $1, or site $2 with data in [$3, $4), or (only_dead $5) dead.
+SELECT id FROM outbox
+WHERE ($1::bigint[] IS NULL OR id = ANY ($1))
+  AND ($2::bigint IS NULL OR site_id = $2)
+  AND ($3::timestamptz IS NULL OR (payload->>'last_ts')::timestamptz >= $3)
+  AND ($4::timestamptz IS NULL OR (payload->>'first_ts')::timestamptz < $4)
+  AND (NOT $5 OR dead_at IS NOT NULL)
+ORDER BY id;
+
+-- name: requeue
+-- Make events due again with a fresh set of attempts (applying them is idempotent).
+UPDATE outbox
+SET processed_at = NULL, dead_at = NULL, attempts = 0, last_error = NULL, available_at = now()
+WHERE id = ANY ($1::bigint[]);
+
+-- name: audit
+-- Record an operator action.
+INSERT INTO ops_audit (actor, action, params, affected, dry_run)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id, at;
+
+-- name: site_ids
+-- Every site id, ascending.
+SELECT id FROM sites ORDER BY id;
+
+-- name: hourly
+-- The hourly series of a site in [$2, $3).
+SELECT hour, total_kg::float8 AS total_kg, readings
+FROM site_hourly
+WHERE site_id = $1 AND hour >= $2 AND hour < $3
+ORDER BY hour;
+
+-- name: delete_processed
+-- Retention: up to $2 processed events older than $1.
+DELETE FROM outbox
+WHERE id IN (SELECT id FROM outbox WHERE processed_at < $1 ORDER BY processed_at LIMIT $2);
+
+-- name: delete_expired_keys
+-- Retention: up to $1 expired idempotency records.
+DELETE FROM ingest_requests
+WHERE (scope, key) IN (
+    SELECT scope, key FROM ingest_requests WHERE expires_at <= now() LIMIT $1);
+
+-- name: table_sizes
+-- On-disk size of the tables that grow, for ops.
+SELECT relname AS table, pg_total_relation_size(oid) AS bytes
+FROM pg_class
+WHERE relkind IN ('r', 'p')
+  AND (relname IN ('measurements_default', 'ingest_requests', 'outbox', 'site_hourly')
+       OR relname LIKE 'measurements\_%')
+ORDER BY relname;
