@@ -22,7 +22,12 @@ class MeasurementsAccepted(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def parse_accepted(payload: object) -> MeasurementsAccepted:
-    """The typed payload; raises msgspec.ValidationError for a malformed (poison) payload."""
+    """The typed payload (decoded, or JSON text from a connection without a jsonb codec).
+
+    Raises msgspec.ValidationError or DecodeError for a malformed (poison) payload.
+    """
+    if isinstance(payload, str | bytes):
+        return msgspec.json.decode(payload, type=MeasurementsAccepted, strict=False)
     return msgspec.convert(payload, MeasurementsAccepted, strict=False)
 
 

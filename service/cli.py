@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from service import migrate, ops
+from service import db, migrate, ops
 from service.errors import MigrationError
 from service.logs import configure_logging
 from service.settings import Settings
@@ -41,7 +41,7 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 async def _with_conn(
     settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[int]]
 ) -> int:
-    conn = await asyncpg.connect(settings.database_url, server_settings={"timezone": "UTC"})
+    conn = await db.connect(settings.database_url)
     try:
         return await work(conn)
     finally:

@@ -34,6 +34,17 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+# Buckets and years are UTC whatever the server's default zone is.
+SERVER_SETTINGS = {"timezone": "UTC", "application_name": "emissions-engine"}
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    """One connection set up exactly like the pool's (for the CLI and migrations)."""
+    conn = await asyncpg.connect(dsn, server_settings=SERVER_SETTINGS)
+    await init_connection(conn)
+    return conn
+
+
 async def create_pool(settings: Settings, *, dsn: str | None = None) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn or settings.database_url,
@@ -41,8 +52,7 @@ async def create_pool(settings: Settings, *, dsn: str | None = None) -> asyncpg.
         max_size=settings.db_pool_max,
         command_timeout=settings.db_command_timeout_s,
         init=init_connection,
-        # Buckets and years are UTC whatever the server's default zone is.
-        server_settings={"timezone": "UTC", "application_name": "emissions-engine"},
+        server_settings=SERVER_SETTINGS,
     )
     assert pool is not None
     return pool

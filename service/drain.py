@@ -78,7 +78,7 @@ async def _try_apply(
             return await _apply_site(conn, site_id, events, year)
     except CONNECTION_ERRORS:
         raise  # the whole claim is lost with the connection; it simply rolls back
-    except (asyncpg.PostgresError, msgspec.ValidationError, ValueError, UnknownEventType) as exc:
+    except (asyncpg.PostgresError, msgspec.MsgspecError, ValueError, UnknownEventType) as exc:
         return exc
 
 

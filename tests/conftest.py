@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from service import migrate
+from service import db, migrate
 from service.settings import Settings
 from tests.harness.services import PostgresServer, RedisServer, start_postgres, start_redis
 
@@ -80,7 +80,7 @@ def settings(db_url: str, redis_server: RedisServer) -> Settings:
 @pytest.fixture
 async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A direct connection to the test database, for arranging and asserting."""
-    connection = await asyncpg.connect(db_url, server_settings={"timezone": "UTC"})
+    connection = await db.connect(db_url)
     yield connection
     await connection.close()
 

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from api.auth import require_admin
 from api.decode import body_operation, decode_json
@@ -66,10 +66,10 @@ class OpsController(Controller):
     async def outbox(
         self,
         pool: NamedDependency[asyncpg.Pool],
-        status: OutboxStatus = "all",
-        site_id: Annotated[int | None, Parameter(ge=1, le=MAX_ID)] = None,
-        before: Annotated[int, Parameter(ge=1, le=MAX_ID, description="Cursor")] = MAX_ID,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        status: FromQuery[OutboxStatus] = "all",
+        site_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
+        before: Annotated[int, QueryParameter(ge=1, le=MAX_ID, description="Cursor")] = MAX_ID,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> OutboxPage:
         async with db.connection(pool) as conn:
             rows = await ops.list_outbox(

@@ -9,7 +9,7 @@ import asyncpg
 import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, QueryParameter
 
 from api.decode import body_operation, decode_json
 from api.routes.ops import default_range
@@ -52,9 +52,9 @@ class SitesController(Controller):
         self,
         pool: NamedDependency[asyncpg.Pool],
         after: Annotated[
-            int, Parameter(ge=0, le=2**63 - 1, description="Cursor: last id seen")
+            int, QueryParameter(ge=0, le=2**63 - 1, description="Cursor: last id seen")
         ] = 0,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> SitePage:
         async with db.connection(pool) as conn:
             views = await sites.list_sites(conn, after=after, limit=limit)
@@ -89,8 +89,8 @@ class SitesController(Controller):
         self,
         site_id: FromPath[int],
         pool: NamedDependency[asyncpg.Pool],
-        start: Annotated[datetime | None, Parameter(query="from")] = None,
-        end: Annotated[datetime | None, Parameter(query="to")] = None,
+        start: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        end: Annotated[datetime | None, QueryParameter(name="to")] = None,
     ) -> HourlySeries:
         """Hourly totals in [from, to) (default: the last 24 hours; hours without data omitted)."""
         start, end = default_range(start, end)
