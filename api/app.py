@@ -13,16 +13,21 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig
 
 from api.context import RequestContext
 from api.problems import handle_exception
-from api.routes import health, measurements, ops, sites
+from api.routes import health, measurements, metrics, ops, sites
 from service import db, migrate
 from service.logs import configure_logging
 from service.nudge import Doorbell
 from service.settings import Settings
 
 log = structlog.get_logger("api")
+# HTTP request metrics by route template (group_path), not by raw path.
+PROMETHEUS = PrometheusConfig(
+    app_name="emissions", prefix="emissions_http", group_path=True, exclude=["/metrics"]
+)
 STARTUP_DB_WAIT_S = 30.0
 
 
@@ -75,6 +80,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             health.ready,
             health.list_problem_types,
             health.get_problem_type,
+            metrics.scrape,
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),
@@ -90,6 +96,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             description="Idempotent batch ingest of methane readings, and site aggregates.",
             path="/schema",
         ),
+        middleware=[PROMETHEUS.middleware],
         debug=False,
     )
     return RequestContext(app)

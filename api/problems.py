@@ -14,6 +14,7 @@ from litestar.exceptions import HTTPException
 from api import errors as edge
 from domain.errors import FieldError, InvalidBatch
 from service import errors as svc
+from service import metrics
 
 PROBLEM_JSON = "application/problem+json"
 # Framework error headers worth keeping on the problem response.
@@ -104,6 +105,7 @@ def problem_response(
     if kind.retry_after_s is not None:
         headers.setdefault("Retry-After", str(kind.retry_after_s))
     structlog.contextvars.bind_contextvars(problem=kind.slug)
+    metrics.PROBLEMS.labels(kind.slug).inc()
     return Response(
         content=msgspec.json.encode(body),
         status_code=kind.status,

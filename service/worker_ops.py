@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
-from service import db, queries
+from service import db, metrics, queries
 from service.drain import DrainReport, RetryPolicy, drain_batch
 from service.errors import DatabaseUnavailable
 from service.settings import Settings
@@ -58,6 +58,10 @@ async def drain_until_idle(
             break
     state.drained += total.applied
     if total.claimed:
+        metrics.DRAIN_BATCH.observe(total.applied)
+        metrics.DRAIN_SECONDS.observe(time.perf_counter() - started)
+        metrics.APPLIED.inc(total.applied)
+        metrics.DEAD_LETTERED.inc(total.dead)
         log.info(
             "drained",
             trigger=trigger,

@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 from arq.worker import Worker, create_worker
+from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from service import db, worker_ops
@@ -41,6 +42,8 @@ async def supervise(settings: Settings) -> None:
     SIGINT/SIGTERM cancel the current run: an in-flight drain transaction rolls back and its
     events stay pending for the next worker.
     """
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
     pool = await db.create_pool(settings)
     state = WorkerState()
     beat = asyncio.create_task(

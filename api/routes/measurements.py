@@ -17,7 +17,7 @@ from api.decode import body_operation, decode_json
 from api.errors import InvalidIdempotencyKey, MissingIdempotencyKey
 from api.schemas import IngestBatch, IngestReceipt, Problem
 from domain.readings import check_batch
-from service import db, ingest
+from service import db, ingest, metrics
 from service.settings import Settings
 
 _decode_batch = msgspec.json.Decoder(IngestBatch)
@@ -90,8 +90,11 @@ async def ingest_measurements(
     if outcome.event_id is not None:
         request.app.state.doorbell.ring()  # after commit; never waits for Redis
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+    if outcome.replayed:
+        metrics.REPLAYS.inc()
     if outcome.receipt is not None:
         r = outcome.receipt
+        metrics.count_receipt(r.accepted, r.duplicates, len(r.conflicts))
         structlog.contextvars.bind_contextvars(
             accepted=r.accepted, duplicates=r.duplicates, conflicts=len(r.conflicts)
         )

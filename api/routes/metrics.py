@@ -1,0 +1,21 @@
+"""GET /metrics: Prometheus text, with the queue gauges read from Postgres at scrape time."""
+
+from __future__ import annotations
+
+import asyncpg
+from litestar import Response, get
+from litestar.di import NamedDependency
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from service import db, metrics
+from service.errors import DatabaseUnavailable
+
+
+@get("/metrics", operation_id="metrics", tags=["ops"], include_in_schema=False)
+async def scrape(pool: NamedDependency[asyncpg.Pool]) -> Response[bytes]:
+    try:
+        async with db.connection(pool) as conn:
+            await metrics.refresh_queue_gauges(conn)
+    except DatabaseUnavailable:
+        pass  # still report the process's own metrics; the gauges keep their last value
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

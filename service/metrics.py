@@ -1,0 +1,48 @@
+"""Prometheus metrics of the API and the worker (one process-wide registry each)."""
+
+from __future__ import annotations
+
+import asyncpg
+from prometheus_client import Counter, Gauge, Histogram
+
+from service import ops
+
+READINGS = Counter("emissions_readings_ingested_total", "Readings received, by result", ["result"])
+REPLAYS = Counter("emissions_idempotent_replays_total", "Requests answered from a stored key")
+PROBLEMS = Counter("emissions_problems_total", "Error responses, by problem type", ["type"])
+
+OUTBOX_PENDING = Gauge("emissions_outbox_pending", "Due events not yet applied")
+OUTBOX_BACKOFF = Gauge("emissions_outbox_in_backoff", "Failed events waiting to retry")
+OUTBOX_DEAD = Gauge("emissions_outbox_dead", "Dead-lettered events")
+OUTBOX_LAG = Gauge(
+    "emissions_outbox_oldest_pending_age_seconds", "Age of the oldest live unapplied event"
+)
+WORKER_HEARTBEAT_AGE = Gauge(
+    "emissions_worker_heartbeat_age_seconds", "Seconds since the freshest worker heartbeat"
+)
+
+DRAIN_BATCH = Histogram(
+    "emissions_drain_batch_events",
+    "Events applied per drain job",
+    buckets=(1, 5, 10, 50, 100, 500, 1000, 5000, 20000),
+)
+DRAIN_SECONDS = Histogram("emissions_drain_duration_seconds", "Wall time of one drain job")
+APPLIED = Counter("emissions_events_applied_total", "Outbox events applied by this worker")
+DEAD_LETTERED = Counter("emissions_events_dead_lettered_total", "Events dead-lettered")
+
+
+def count_receipt(accepted: int, duplicates: int, conflicts: int) -> None:
+    READINGS.labels("accepted").inc(accepted)
+    READINGS.labels("duplicate").inc(duplicates)
+    READINGS.labels("conflict").inc(conflicts)
+
+
+async def refresh_queue_gauges(conn: asyncpg.Connection) -> None:
+    """The outbox gauges come from Postgres, so any API process reports the whole queue."""
+    stats = await ops.queue_stats(conn, None)
+    OUTBOX_PENDING.set(stats.pending)
+    OUTBOX_BACKOFF.set(stats.in_backoff)
+    OUTBOX_DEAD.set(stats.dead)
+    OUTBOX_LAG.set(stats.oldest_pending_age_s)
+    if stats.worker_heartbeat_age_s is not None:
+        WORKER_HEARTBEAT_AGE.set(stats.worker_heartbeat_age_s)
