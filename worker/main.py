@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 from typing import Any
 
@@ -24,7 +25,15 @@ RETRY_S = 1.0
 
 
 async def _run_arq(ctx: dict[str, Any], current: list[Worker]) -> None:
-    worker = create_worker(WorkerSettings, ctx=ctx, handle_signals=False)  # type: ignore[arg-type]
+    # No connection retries inside arq (its default is 5, a second apart): while Redis is down,
+    # supervise() drains from Postgres between attempts, which it can only do if arq gives up.
+    redis_settings = dataclasses.replace(WorkerSettings.redis_settings, conn_retries=0)
+    worker = create_worker(
+        WorkerSettings,  # type: ignore[arg-type]
+        ctx=ctx,
+        handle_signals=False,
+        redis_settings=redis_settings,
+    )
     current[:] = [worker]
     try:
         await worker.async_run()

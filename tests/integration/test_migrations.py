@@ -114,4 +114,6 @@ async def test_api_refuses_to_start_on_an_unmigrated_database(
         "serve", env={"DATABASE_URL": empty_db, "REDIS_URL": redis_server.url, "PORT": port}
     )
     assert done.returncode != 0
-    assert "pending migrations: 0001_core; run `emissions migrate`" in done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    assert "pending migrations: 0001_core, 0002_drain" in output
+    assert "run `emissions migrate`" in output
