@@ -1,0 +1,68 @@
+"""The doorbell: a commit enqueues one coalesced arq drain job, which the worker runs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import httpx
+from arq.connections import ArqRedis
+from arq.worker import Worker
+
+from service import db
+from service.nudge import DRAIN_JOB_ID
+from service.settings import Settings
+from service.worker_ops import WorkerState
+from tests.integration.helpers import batch, make_site, post_batch, readings
+from worker.settings import WorkerSettings
+
+
+async def test_commits_ring_one_coalesced_job_that_an_arq_worker_drains(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, settings: Settings
+) -> None:
+    redis = ArqRedis.from_url(settings.redis_url)
+    await redis.flushdb()
+    site = await make_site(client)
+    for i in range(5):
+        await post_batch(client, site, batch(readings(3, kg=float(i))))
+    await asyncio.sleep(0.2)  # rings run in the background after the response
+    queued = await redis.zrange("arq:queue", 0, -1)
+    assert queued == [f"{DRAIN_JOB_ID}".encode()]  # five commits, one job
+    pool = await db.create_pool(settings)
+    try:
+        worker = Worker(
+            functions=WorkerSettings.functions,
+            on_startup=WorkerSettings.on_startup,
+            redis_pool=redis,
+            burst=True,
+            poll_delay=0.05,
+            handle_signals=False,
+            keep_result=0,
+            ctx={"settings": settings, "pool": pool, "state": WorkerState()},
+        )
+        await worker.main()
+        assert worker.jobs_complete == 1
+        assert worker.jobs_failed == 0
+    finally:
+        await pool.close()
+        await redis.aclose()
+    assert await conn.fetchval("SELECT count(*) FROM outbox WHERE processed_at IS NULL") == 0
+    assert await conn.fetchval("SELECT readings FROM site_totals WHERE site_id = $1", site) == 3
+
+
+async def test_ingest_answers_202_when_redis_is_unreachable(
+    conn: asyncpg.Connection, settings: Settings
+) -> None:
+    from tests.conftest import RunningApi
+
+    nowhere = Settings.from_env(
+        {}, database_url=settings.database_url, redis_url="redis://127.0.0.1:1/0"
+    )
+    async with RunningApi(nowhere) as api, httpx.AsyncClient(base_url=api.url) as client:
+        site = await make_site(client)
+        response = await post_batch(client, site, batch(readings(2)))
+        assert response.status_code == 202
+        ready = await client.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "degraded", "postgres": "ok", "redis": "degraded"}
+    assert await conn.fetchval("SELECT count(*) FROM outbox") == 1
