@@ -7,24 +7,31 @@ from typing import Any
 import structlog
 
 from service import db, ops, worker_ops
+from service.errors import DatabaseUnavailable
 
 log = structlog.get_logger("worker")
 
 
+async def _drain(ctx: dict[str, Any], trigger: str) -> int:
+    try:
+        report = await worker_ops.drain_until_idle(
+            ctx["pool"], ctx["settings"], ctx["state"], trigger=trigger
+        )
+    except DatabaseUnavailable:
+        # One line, not a traceback a second: the claim rolled back, the next tick retries.
+        log.warning("drain_skipped", trigger=trigger, reason="postgres unreachable")
+        return 0
+    return report.applied
+
+
 async def drain(ctx: dict[str, Any]) -> int:
     """Nudged by the API after a commit (coalesced by a fixed job id)."""
-    report = await worker_ops.drain_until_idle(
-        ctx["pool"], ctx["settings"], ctx["state"], trigger="nudge"
-    )
-    return report.applied
+    return await _drain(ctx, "nudge")
 
 
 async def sweep(ctx: dict[str, Any]) -> int:
     """Every second (one worker per tick): drain whatever the nudges missed."""
-    report = await worker_ops.drain_until_idle(
-        ctx["pool"], ctx["settings"], ctx["state"], trigger="sweep"
-    )
-    return report.applied
+    return await _drain(ctx, "sweep")
 
 
 async def maintain(ctx: dict[str, Any]) -> None:

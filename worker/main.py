@@ -42,6 +42,9 @@ async def _run_arq(ctx: dict[str, Any], current: list[Worker]) -> None:
         # transactions roll back), which surfaces as CancelledError from its gather().
         with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
             await worker.close()
+        if worker._pool is not None:  # close() stopped early: release its Redis connections
+            with contextlib.suppress(RedisError, OSError):
+                await worker._pool.close(close_connection_pool=True)
 
 
 async def supervise(settings: Settings) -> None:

@@ -59,6 +59,8 @@ class WorkerSettings:
     redis_settings = RedisSettings.from_dsn(_settings.redis_url)
     max_jobs = _settings.worker_max_jobs
     keep_result = 0
-    # Our jobs end their own loops within drain_budget_s; this only catches a stuck job.
-    job_timeout = 300
+    # Our jobs end their own loops within drain_budget_s; this only catches a stuck job. It also
+    # bounds how long a SIGKILLed worker's in-progress key silences the nudges (timeout + 10 s);
+    # the sweep drains meanwhile.
+    job_timeout = 30
     health_check_interval = 5
