@@ -43,6 +43,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     drain_backoff_cap_s: PositiveFloat = 300.0
     sweep_interval_s: PositiveInt = 1
     worker_max_jobs: PositiveInt = 4
+    worker_poll_delay_s: PositiveFloat = 0.05
     nudge_timeout_s: PositiveFloat = 0.25
     outbox_retention_days: PositiveInt = 7
     # Named operator tokens, "name:token,name:token". The development default is public.

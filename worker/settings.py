@@ -58,6 +58,8 @@ class WorkerSettings:
     on_shutdown = shutdown
     redis_settings = RedisSettings.from_dsn(_settings.redis_url)
     max_jobs = _settings.worker_max_jobs
+    # arq polls Redis for jobs; its 0.5 s default would add ~250 ms median lag to every nudge.
+    poll_delay = _settings.worker_poll_delay_s
     keep_result = 0
     # Our jobs end their own loops within drain_budget_s; this only catches a stuck job. It also
     # bounds how long a SIGKILLed worker's in-progress key silences the nudges (timeout + 10 s);
