@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from domain.limits import LimitStatus
 from domain.receipts import Conflict, IngestReceipt
+from service.sites import SiteView
 
 __all__ = ["Conflict", "IngestReceipt"]
 
@@ -61,21 +61,7 @@ class SitePatch(Base):
     metadata: Metadata | UnsetType = UNSET
 
 
-class SiteOut(Base):
-    id: int
-    name: str
-    emission_limit_kg: float
-    metadata: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    lifetime_kg: float
-    year: int
-    year_kg: float
-    percent_of_limit: float
-    status: LimitStatus
-    reading_count: int
-    last_reading_at: datetime | None
-    freshness_s: float | None
+SiteOut = SiteView
 
 
 class SitePage(Base):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from domain.limits import LimitStatus, limit_status, percent_of_limit
 from service import queries
@@ -15,8 +15,9 @@ from service.errors import DuplicateSiteName, SiteNotFound
 MAX_ID = 2**63 - 1  # bigint: a larger id cannot exist
 
 
-@dataclass(frozen=True, slots=True)
-class SiteView:
+class SiteView(msgspec.Struct, frozen=True, kw_only=True):
+    """A site as the read API shows it (also the response body)."""
+
     id: int
     name: str
     emission_limit_kg: float

@@ -15,14 +15,9 @@ from api.decode import body_operation, decode_json
 from api.routes.ops import default_range
 from api.schemas import HourlySeries, HourOut, SiteCreate, SiteOut, SitePage, SitePatch
 from service import db, ops, sites
-from service.sites import SiteView
 
 _decode_create = msgspec.json.Decoder(SiteCreate)
 _decode_patch = msgspec.json.Decoder(SitePatch)
-
-
-def _out(view: SiteView) -> SiteOut:
-    return SiteOut(**{f: getattr(view, f) for f in SiteOut.__struct_fields__})
 
 
 class SitesController(Controller):
@@ -39,13 +34,12 @@ class SitesController(Controller):
     ) -> SiteOut:
         data = await decode_json(request, _decode_create)
         async with db.connection(pool) as conn:
-            view = await sites.create_site(
+            return await sites.create_site(
                 conn,
                 name=data.name,
                 emission_limit_kg=data.emission_limit_kg,
                 metadata=data.metadata,
             )
-        return _out(view)
 
     @get(operation_id="listSites")
     async def list_sites(
@@ -58,7 +52,7 @@ class SitesController(Controller):
     ) -> SitePage:
         async with db.connection(pool) as conn:
             views = await sites.list_sites(conn, after=after, limit=limit)
-        items = [_out(v) for v in views]
+        items = list(views)
         return SitePage(items=items, next_after=items[-1].id if len(items) == limit else None)
 
     @get("/{site_id:int}", operation_id="getSite")
@@ -66,7 +60,7 @@ class SitesController(Controller):
         self, site_id: FromPath[int], pool: NamedDependency[asyncpg.Pool]
     ) -> SiteOut:
         async with db.connection(pool) as conn:
-            return _out(await sites.get_site(conn, site_id=site_id))
+            return await sites.get_site(conn, site_id=site_id)
 
     @patch(
         "/{site_id:int}",
@@ -82,7 +76,7 @@ class SitesController(Controller):
         data = await decode_json(request, _decode_patch)
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         async with db.connection(pool) as conn:
-            return _out(await sites.update_site(conn, site_id=site_id, **changes))
+            return await sites.update_site(conn, site_id=site_id, **changes)
 
     @get("/{site_id:int}/hourly", operation_id="getSiteHourly")
     async def hourly(
