@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-unit lint fmt typecheck migrate run-api run-worker clean
+.PHONY: install test test-unit test-e2e bench lint fmt typecheck migrate run-api run-worker clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -21,6 +21,14 @@ test: install
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit
+
+# The dashboard in Debian's Chromium (apt-get install -y chromium), driven by Playwright.
+test-e2e: install
+	$(BIN)/pytest -q tests/e2e -p no:randomly
+
+# Throughput and latency side by side in one run; see docs/benchmarks.md.
+bench: install
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
