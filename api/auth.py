@@ -1,38 +1,44 @@
-"""Operator authentication: a named bearer token, compared in constant time."""
+"""Who is calling: operators (named admin tokens) for ops writes, devices (keys) for ingest."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
+from service import auth, db
 from service.settings import Settings
 
-
-def operator_name(token: str, tokens: dict[str, str]) -> str | None:
-    """The name of the operator whose token this is; every token is compared (no early exit)."""
-    found = None
-    for known, name in tokens.items():
-        if hmac.compare_digest(token.encode(), known.encode()):
-            found = name
-    return found
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="emissions"'}
 
 
-def require_admin(
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def require_admin(
     connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
 ) -> None:
-    """Guard: `Authorization: Bearer <admin token>`; stores the operator name for the audit."""
+    """Guard: a named admin token (settings or CLI-created); its name goes to the audit."""
     settings: Settings = connection.app.state.settings
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    token = bearer_token(connection)
     name = None
-    if scheme.lower() == "bearer":
-        name = operator_name(token.strip(), settings.admin_token_map)
+    if token is not None:
+        async with db.connection(connection.app.state.pool) as conn:
+            name = await auth.operator_for_token(conn, token, settings.admin_token_map)
     if name is None:
-        raise NotAuthorizedException(
-            "an admin token is required: Authorization: Bearer <token>",
-            headers={"WWW-Authenticate": 'Bearer realm="ops"'},
-        )
+        raise NotAuthorizedException("an admin token is required", headers=CHALLENGE)
     connection.scope["state"]["operator"] = name
+
+
+async def require_reader(
+    connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
+) -> None:
+    """Guard for read endpoints: open in development, an admin token in production."""
+    settings: Settings = connection.app.state.settings
+    if settings.environment == "production":
+        await require_admin(connection, route_handler)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -50,6 +51,13 @@ TABLE: dict[type[Exception], ProblemType] = {
     svc.KeyInFlight: ProblemType("idempotency-key-in-flight", 409, "Request in flight", 1),
     svc.KeyReused: ProblemType("idempotency-key-reused", 422, "Key reused with another body"),
     svc.DatabaseUnavailable: ProblemType("database-unavailable", 503, "Database unavailable", 5),
+    svc.RequestTimeout: ProblemType("request-timeout", 503, "Request timed out", 1),
+    svc.MissingDeviceKey: ProblemType("device-key-missing", 401, "Device key required"),
+    svc.InvalidDeviceKey: ProblemType("device-key-invalid", 401, "Invalid device key"),
+    svc.SiteForbidden: ProblemType("site-forbidden", 403, "Site not allowed for this key"),
+    svc.DeviceMismatch: ProblemType("device-mismatch", 403, "Device does not match key"),
+    svc.DeviceKeyNotFound: ProblemType("device-key-not-found", 404, "Device key not found"),
+    svc.RateLimited: ProblemType("rate-limited", 429, "Too many requests"),
 }
 
 # Litestar's own errors (routing, size limit, parameters), by status code.
@@ -75,6 +83,14 @@ def _lookup(exc: Exception) -> ProblemType | None:
         if cls in TABLE:
             return TABLE[cls]
     return None
+
+
+def _headers(exc: Exception) -> dict[str, str]:
+    if isinstance(exc, svc.RateLimited):
+        return {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    if isinstance(exc, svc.MissingDeviceKey | svc.InvalidDeviceKey):
+        return {"WWW-Authenticate": 'Bearer realm="emissions"'}
+    return {}
 
 
 def _field_errors(exc: Exception) -> list[FieldError] | None:
@@ -120,7 +136,9 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     kind = _lookup(exc)
     if kind is not None:
         detail = getattr(exc, "detail", None) or str(exc)
-        return problem_response(kind, detail, instance=instance, errors=_field_errors(exc))
+        return problem_response(
+            kind, detail, instance=instance, errors=_field_errors(exc), headers=_headers(exc)
+        )
     if isinstance(exc, HTTPException) and exc.status_code != HTTPStatus.INTERNAL_SERVER_ERROR:
         status = exc.status_code
         kind = BY_STATUS.get(status) or ProblemType(

@@ -9,6 +9,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from domain.receipts import Conflict, IngestReceipt
+from service.auth import DeviceKey
 from service.sites import SiteView
 
 __all__ = ["Conflict", "IngestReceipt"]
@@ -43,8 +44,9 @@ class MeasurementIn(Base):
 
 
 class IngestBatch(Base):
-    device_id: DeviceId
     measurements: list[MeasurementIn]
+    # Optional: the device key says which device is sending; if given, it must match.
+    device_id: DeviceId | None = None
 
 
 class SiteCreate(Base):
@@ -175,3 +177,16 @@ class ReplayOut(Base):
     replayed: int
     dry_run: bool
     audit: AuditOut
+
+
+class DeviceCreate(Base):
+    device_id: DeviceId
+    site_ids: Annotated[list[Annotated[int, Meta(ge=1, le=2**63 - 1)]], Meta(min_length=1)]
+    name: Annotated[str, Meta(max_length=200)] | None = None
+
+
+class DeviceKeyCreated(Base):
+    """The secret appears here once; only its hash is stored."""
+
+    key: str
+    device: DeviceKey

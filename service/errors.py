@@ -33,3 +33,35 @@ class DatabaseUnavailable(ServiceError):
 
 class MigrationError(ServiceError):
     """The database schema does not match the migration files."""
+
+
+class MissingDeviceKey(ServiceError):
+    """Batch ingest needs a device key: Authorization: Bearer <key>."""
+
+
+class InvalidDeviceKey(ServiceError):
+    """The device key is unknown or revoked."""
+
+
+class SiteForbidden(ServiceError):
+    """This device key may not post to this site."""
+
+
+class DeviceMismatch(ServiceError):
+    """The body's device_id is not the device this key belongs to."""
+
+
+class DeviceKeyNotFound(ServiceError):
+    """No device key has this id."""
+
+
+class RateLimited(ServiceError):
+    """This device is sending faster than its rate limit; retry after the given delay."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__()
+        self.retry_after_s = retry_after_s
+
+
+class RequestTimeout(ServiceError):
+    """The request took too long; retry with the same Idempotency-Key (it never writes twice)."""

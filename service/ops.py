@@ -95,15 +95,16 @@ class AuditEntry:
     dry_run: bool
 
 
-async def _audit(
+async def audit(
     conn: asyncpg.Connection,
     *,
     actor: str,
     action: str,
     params: dict[str, Any],
-    affected: int,
-    dry_run: bool,
+    affected: int = 1,
+    dry_run: bool = False,
 ) -> AuditEntry:
+    """Record an operator action (in the caller's transaction)."""
     row = await conn.fetchrow(queries.load(Q)["audit"], actor, action, params, affected, dry_run)
     assert row is not None
     return AuditEntry(row["id"], row["at"], actor, action, affected, dry_run)
@@ -133,7 +134,7 @@ async def replay(
         chosen = [r["id"] for r in rows]
         if chosen and not dry_run:
             await conn.execute(q["requeue"], chosen)
-        entry = await _audit(
+        entry = await audit(
             conn,
             actor=actor,
             action="outbox.replay",
@@ -161,7 +162,7 @@ async def rebuild(
             buckets += await aggregates.rebuild_site(
                 conn, site_id=sid, year=aggregates.current_year()
             )
-    entry = await _audit(
+    entry = await audit(
         conn,
         actor=actor,
         action="aggregates.rebuild",

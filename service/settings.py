@@ -49,6 +49,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # Named operator tokens, "name:token,name:token". The development default is public.
     admin_tokens: str = "dev:dev-admin-token"
     worker_metrics_port: int = 0  # > 0: the worker serves Prometheus metrics on this port
+    device_rate_per_s: PositiveFloat = 20.0
+    device_burst: PositiveFloat = 40.0
+    request_timeout_s: PositiveFloat = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

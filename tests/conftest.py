@@ -129,7 +129,19 @@ async def api(settings: Settings) -> AsyncIterator[RunningApi]:
         yield running
 
 
+ADMIN_TOKEN = "dev-admin-token"  # the development default of ADMIN_TOKENS (operator "dev")
+
+
 @pytest.fixture
 async def client(api: RunningApi) -> AsyncIterator[httpx.AsyncClient]:
+    """An operator's client (admin token by default); device requests set their own key."""
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with httpx.AsyncClient(base_url=api.url, timeout=30, headers=headers) as http:
+        yield http
+
+
+@pytest.fixture
+async def anon_client(api: RunningApi) -> AsyncIterator[httpx.AsyncClient]:
+    """A client without any credentials."""
     async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
         yield http

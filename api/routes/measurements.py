@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -13,11 +14,19 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter
 
+from api.auth import bearer_token
 from api.decode import body_operation, decode_json
 from api.errors import InvalidIdempotencyKey, MissingIdempotencyKey
 from api.schemas import IngestBatch, IngestReceipt, Problem
 from domain.readings import check_batch
-from service import db, ingest, metrics
+from service import auth, db, ingest, metrics, sites
+from service.errors import (
+    DeviceMismatch,
+    MissingDeviceKey,
+    RateLimited,
+    RequestTimeout,
+    SiteForbidden,
+)
 from service.settings import Settings
 
 _decode_batch = msgspec.json.Decoder(IngestBatch)
@@ -28,8 +37,11 @@ _PROBLEMS = {
     code: ResponseSpec(Problem, description=text, media_type="application/problem+json")
     for code, text in {
         400: "Missing or invalid Idempotency-Key, or malformed JSON",
+        401: "Missing, unknown or revoked device key",
+        403: "The key may not post to this site, or device_id is not the key's device",
         404: "Unknown site",
         409: "A request with this key is still in flight (see Retry-After)",
+        429: "This device is over its rate limit (see Retry-After)",
         413: "Body too large",
         415: "Body is not JSON",
         422: "Invalid batch, or key reused with a different body",
@@ -73,20 +85,39 @@ async def ingest_measurements(
         ),
     ] = None,
 ) -> Response[bytes]:
-    key = parse_key(idempotency_key)
-    batch = await decode_json(request, _decode_batch)
-    structlog.contextvars.bind_contextvars(site_id=site_id, device_id=batch.device_id)
-    check_batch(batch.measurements, limits=settings.batch_limits, now=datetime.now(UTC))
-    async with db.connection(pool) as conn:
-        outcome = await ingest.record_batch(
-            conn,
-            site_id=site_id,
-            device_id=batch.device_id,
-            key=key,
-            readings=batch.measurements,
-            request_id=request.scope["state"].get("request_id", ""),
-            retention=settings.idempotency_retention,
-        )
+    device_key = bearer_token(request)
+    if device_key is None:
+        raise MissingDeviceKey()
+    structlog.contextvars.bind_contextvars(site_id=site_id)
+    try:
+        async with asyncio.timeout(settings.request_timeout_s):
+            async with db.connection(pool) as conn:
+                device = await auth.authenticate_device(conn, device_key)
+            structlog.contextvars.bind_contextvars(device_id=device.device_id)
+            if site_id not in device.site_ids:
+                async with db.connection(pool) as conn:
+                    await sites.get_site(conn, site_id=site_id)  # 404 for an unknown site
+                raise SiteForbidden(f"this device key may not post to site {site_id}")
+            wait = request.app.state.rate_limits.take(device.key_id)
+            if wait:
+                raise RateLimited(wait)
+            key = parse_key(idempotency_key)
+            batch = await decode_json(request, _decode_batch)
+            if batch.device_id is not None and batch.device_id != device.device_id:
+                raise DeviceMismatch()
+            check_batch(batch.measurements, limits=settings.batch_limits, now=datetime.now(UTC))
+            async with db.connection(pool) as conn:
+                outcome = await ingest.record_batch(
+                    conn,
+                    site_id=site_id,
+                    device_id=device.device_id,
+                    key=key,
+                    readings=batch.measurements,
+                    request_id=request.scope["state"].get("request_id", ""),
+                    retention=settings.idempotency_retention,
+                )
+    except TimeoutError as exc:
+        raise RequestTimeout() from exc
     if outcome.event_id is not None:
         request.app.state.doorbell.ring()  # after commit; never waits for Redis
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}

@@ -7,11 +7,18 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from api.auth import require_reader
 from service import db, metrics
 from service.errors import DatabaseUnavailable
 
 
-@get("/metrics", operation_id="metrics", tags=["ops"], include_in_schema=False)
+@get(
+    "/metrics",
+    operation_id="metrics",
+    tags=["ops"],
+    include_in_schema=False,
+    guards=[require_reader],
+)
 async def scrape(pool: NamedDependency[asyncpg.Pool]) -> Response[bytes]:
     try:
         async with db.connection(pool) as conn:

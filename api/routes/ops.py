@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
-from api.auth import require_admin
+from api.auth import require_admin, require_reader
 from api.decode import body_operation, decode_json
 from api.errors import InvalidBody
 from api.schemas import (
@@ -54,6 +54,7 @@ def selection_of(req: ReplayRequest) -> ops.ReplaySelection:
 class OpsController(Controller):
     path = "/v1/ops"
     tags = ["ops"]  # noqa: RUF012 (Controller declares it as a plain attribute)
+    guards = [require_reader]  # noqa: RUF012
 
     @get("/queue", operation_id="getQueue")
     async def queue(self, pool: NamedDependency[asyncpg.Pool], state: State) -> QueueOut:

@@ -11,6 +11,7 @@ from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
+from api.auth import require_admin, require_reader
 from api.decode import body_operation, decode_json
 from api.routes.ops import default_range
 from api.schemas import HourlySeries, HourOut, SiteCreate, SiteOut, SitePage, SitePatch
@@ -23,9 +24,12 @@ _decode_patch = msgspec.json.Decoder(SitePatch)
 class SitesController(Controller):
     path = "/v1/sites"
     tags = ["sites"]  # noqa: RUF012 (Controller declares it as a plain attribute)
+    guards = [require_reader]  # noqa: RUF012
 
     @post(
         operation_id="createSite",
+        guards=[require_admin],
+        security=[{"bearer": []}],
         status_code=201,
         operation_class=body_operation(SiteCreate, "The new site"),
     )
@@ -65,6 +69,8 @@ class SitesController(Controller):
     @patch(
         "/{site_id:int}",
         operation_id="updateSite",
+        guards=[require_admin],
+        security=[{"bearer": []}],
         operation_class=body_operation(SitePatch, "Fields to change"),
     )
     async def update_site(

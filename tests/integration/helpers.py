@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +41,31 @@ def batch(items: list[dict[str, Any]], device_id: str = "dev-1") -> dict[str, An
     return {"device_id": device_id, "measurements": items}
 
 
+_device_keys: weakref.WeakKeyDictionary[httpx.AsyncClient, dict[tuple[int, str], str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def device_key(client: httpx.AsyncClient, site_id: int, device_id: str = "dev-1") -> str:
+    """A key for device_id bound to site_id, created once per client (via the admin API)."""
+    cache = _device_keys.setdefault(client, {})
+    if (site_id, device_id) not in cache:
+        response = await client.post(
+            "/v1/devices",
+            json={"device_id": device_id, "site_ids": [site_id]},
+            headers={"Authorization": "Bearer dev-admin-token"},
+        )
+        assert response.status_code == 201, response.text
+        cache[(site_id, device_id)] = response.json()["key"]
+    return cache[(site_id, device_id)]
+
+
+async def device_auth(
+    client: httpx.AsyncClient, site_id: int, device_id: str = "dev-1"
+) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await device_key(client, site_id, device_id)}"}
+
+
 async def post_batch(
     client: httpx.AsyncClient,
     site_id: int,
@@ -48,7 +74,12 @@ async def post_batch(
     key: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    all_headers = {"Idempotency-Key": key or uuid.uuid4().hex, **(headers or {})}
+    """POST a batch as its device (a key for body["device_id"] unless headers bring one)."""
+    device = body.get("device_id") if isinstance(body, dict) else None
+    headers = headers or {}
+    if "Authorization" not in headers:
+        headers = {**(await device_auth(client, site_id, device or "dev-1")), **headers}
+    all_headers = {"Idempotency-Key": key or uuid.uuid4().hex, **headers}
     if isinstance(body, bytes):
         all_headers.setdefault("Content-Type", "application/json")
         return await client.post(

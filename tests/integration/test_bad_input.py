@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.helpers import make_site, table_counts
+from tests.integration.helpers import device_auth, make_site, table_counts
 
 OK_TS = "2026-01-05T00:00:00Z"
 
@@ -108,7 +108,14 @@ CASES: list[tuple[str, bytes, dict[str, str], int, str, str | None]] = [
         "",
     ),
     ("unknown-reading-field", one(unit="kg"), {}, 422, "validation-error", "/measurements/0"),
-    ("missing-device", json.dumps({"measurements": []}).encode(), {}, 422, "validation-error", ""),
+    (
+        "missing-measurements",
+        json.dumps({"device_id": "dev-1"}).encode(),
+        {},
+        422,
+        "validation-error",
+        "",
+    ),
     (
         "device-wrong-type",
         body([{"ts": OK_TS, "methane_kg": 1}], device_id=7),
@@ -170,7 +177,12 @@ async def test_bad_ingest_input_is_a_problem_and_writes_nothing(
 ) -> None:
     site = await make_site(client)
     before = await table_counts(conn)
-    sent = {"Content-Type": "application/json", "Idempotency-Key": "bad-1", **headers}
+    sent = {
+        "Content-Type": "application/json",
+        "Idempotency-Key": "bad-1",
+        **(await device_auth(client, site)),
+        **headers,
+    }
     response = await client.post(f"/v1/sites/{site}/measurements", content=data, headers=sent)
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -192,7 +204,7 @@ async def test_missing_idempotency_key_header_is_400(
     response = await client.post(
         f"/v1/sites/{site}/measurements",
         content=one(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **(await device_auth(client, site))},
     )
     assert response.status_code == 400
     assert response.json()["type"] == "/problems/idempotency-key-missing"
@@ -213,7 +225,11 @@ async def test_several_broken_readings_are_all_reported(
     response = await client.post(
         f"/v1/sites/{site}/measurements",
         content=data,
-        headers={"Content-Type": "application/json", "Idempotency-Key": "k"},
+        headers={
+            "Content-Type": "application/json",
+            "Idempotency-Key": "k",
+            **(await device_auth(client, site)),
+        },
     )
     assert response.status_code == 422
     pointers = [e["pointer"] for e in response.json()["errors"]]

@@ -124,17 +124,24 @@ async def test_replaying_processed_events_never_changes_totals(
         assert by_site.json()["event_ids"] == ids
         await drain_all(db_url, settings)
         assert await site_state(conn, site) == before
-    assert await conn.fetchval("SELECT count(*) FROM ops_audit WHERE actor = 'dev'") == 6
+    replays = "SELECT count(*) FROM ops_audit WHERE actor = 'dev' AND action = 'outbox.replay'"
+    assert await conn.fetchval(replays) == 6
 
 
 async def test_replay_needs_an_admin_token_and_dry_run_changes_nothing(
-    client: httpx.AsyncClient, conn: asyncpg.Connection, db_url: str, settings: Settings
+    client: httpx.AsyncClient,
+    anon_client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    db_url: str,
+    settings: Settings,
 ) -> None:
     site = await make_site(client)
     await post_batch(client, site, batch([{"ts": "2026-03-01T00:00:00Z", "methane_kg": 1.0}]))
     await drain_all(db_url, settings)
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "dev-admin-token"}):
-        denied = await client.post("/v1/ops/outbox/replay", json={"site_id": site}, headers=headers)
+        denied = await anon_client.post(
+            "/v1/ops/outbox/replay", json={"site_id": site}, headers=headers
+        )
         assert denied.status_code == 401
         assert denied.json()["type"] == "/problems/unauthorized"
         assert "dev-admin-token" not in denied.text
@@ -152,7 +159,8 @@ async def test_replay_needs_an_admin_token_and_dry_run_changes_nothing(
         headers=ADMIN,
     )
     assert bad.status_code == 422
-    assert await conn.fetchval("SELECT count(*) FROM ops_audit WHERE NOT dry_run") == 0
+    real = "SELECT count(*) FROM ops_audit WHERE NOT dry_run AND action = 'outbox.replay'"
+    assert await conn.fetchval(real) == 0
 
 
 async def test_poison_event_backs_off_dead_letters_and_replays_after_the_fix(
@@ -282,7 +290,7 @@ async def test_cli_replay_dry_run_and_real(
     real = await run_cli("outbox", "replay", "--site", str(site), env=env)
     assert real.returncode == 0
     assert await conn.fetchval("SELECT count(*) FROM outbox WHERE processed_at IS NULL") == 1
-    assert await conn.fetchval("SELECT count(*) FROM ops_audit") == 2
+    assert await conn.fetchval("SELECT count(*) FROM ops_audit WHERE action = 'outbox.replay'") == 2
 
 
 async def test_hourly_series_and_outbox_paging(

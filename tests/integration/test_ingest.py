@@ -11,6 +11,7 @@ import httpx
 from service.ingest import _lock_id
 from tests.integration.helpers import (
     batch,
+    device_auth,
     make_site,
     post_batch,
     readings,
@@ -223,8 +224,11 @@ async def test_failure_writing_the_idempotency_record_commits_nothing(
 async def test_unknown_site_is_404_and_writes_nothing(
     client: httpx.AsyncClient, conn: asyncpg.Connection
 ) -> None:
+    site = await make_site(client)
     before = await table_counts(conn)
-    response = await post_batch(client, 424242, batch(readings(1)))
+    response = await post_batch(
+        client, 424242, batch(readings(1)), headers=await device_auth(client, site)
+    )
     assert response.status_code == 404
     assert response.json()["type"] == "/problems/site-not-found"
     assert await table_counts(conn) == before

@@ -36,7 +36,9 @@ async def test_metrics_count_results_replays_problems_and_queue(
     await post_batch(client, site, batch(items), key="a")  # replay
     await post_batch(client, site, batch(items), key="b")  # duplicate
     await post_batch(client, site, batch([{"ts": items[0]["ts"], "methane_kg": 2.0}]))  # conflict
-    await client.post(f"/v1/sites/{site}/measurements", json={})  # missing key
+    await client.post(  # no device key
+        f"/v1/sites/{site}/measurements", json={}, headers={"Authorization": ""}
+    )
     after = await scrape(client)
 
     def delta(name: str, **labels: str) -> float:
@@ -46,7 +48,7 @@ async def test_metrics_count_results_replays_problems_and_queue(
     assert delta("emissions_readings_ingested_total", result="duplicate") == 1
     assert delta("emissions_readings_ingested_total", result="conflict") == 1
     assert delta("emissions_idempotent_replays_total") == 1
-    assert delta("emissions_problems_total", type="idempotency-key-missing") == 1
+    assert delta("emissions_problems_total", type="device-key-missing") == 1
     assert value(after, "emissions_outbox_pending") == 1  # one event, not yet drained
     assert value(after, "emissions_outbox_dead") == 0
     http = [k for k in after if k[0].startswith("emissions_http_requests_total")]

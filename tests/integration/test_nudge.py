@@ -58,7 +58,11 @@ async def test_ingest_answers_202_when_redis_is_unreachable(
     nowhere = Settings.from_env(
         {}, database_url=settings.database_url, redis_url="redis://127.0.0.1:1/0"
     )
-    async with RunningApi(nowhere) as api, httpx.AsyncClient(base_url=api.url) as client:
+    admin = {"Authorization": "Bearer dev-admin-token"}
+    async with (
+        RunningApi(nowhere) as api,
+        httpx.AsyncClient(base_url=api.url, headers=admin) as client,
+    ):
         site = await make_site(client)
         response = await post_batch(client, site, batch(readings(2)))
         assert response.status_code == 202

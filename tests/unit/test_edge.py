@@ -144,8 +144,8 @@ def test_unknown_field_in_a_reading_points_at_that_reading() -> None:
 
 
 def test_missing_field_points_at_the_object_that_lacks_it() -> None:
-    assert field_error(decode_error(b'{"measurements": []}')) == FieldError(
-        "", "Object missing required field `device_id`"
+    assert field_error(decode_error(b'{"device_id": "d"}')) == FieldError(
+        "", "Object missing required field `measurements`"
     )
     body = b'{"device_id": "d", "measurements": [{"ts": "2026-01-05T00:00:00Z"}]}'
     assert field_error(decode_error(body)) == FieldError(

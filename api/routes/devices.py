@@ -1,0 +1,65 @@
+"""Device keys (admin): create (the secret is shown once), list, revoke."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+from litestar import Controller, Request, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
+
+from api.auth import require_admin
+from api.decode import body_operation, decode_json
+from api.schemas import DeviceCreate, DeviceKeyCreated
+from service import auth, db, ops
+from service.auth import DeviceKey
+
+_decode_create = msgspec.json.Decoder(DeviceCreate)
+
+
+class DevicesController(Controller):
+    path = "/v1/devices"
+    tags = ["devices"]  # noqa: RUF012 (Controller declares it as a plain attribute)
+    guards = [require_admin]  # noqa: RUF012
+    security = [{"bearer": []}]  # noqa: RUF012
+
+    @post(
+        operation_id="createDeviceKey",
+        status_code=201,
+        operation_class=body_operation(DeviceCreate, "The device and the sites it may post to"),
+    )
+    async def create(
+        self, request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
+    ) -> DeviceKeyCreated:
+        data = await decode_json(request, _decode_create)
+        actor = request.scope["state"]["operator"]
+        async with db.connection(pool) as conn, conn.transaction():
+            device, secret = await auth.create_device_key(
+                conn, device_id=data.device_id, site_ids=data.site_ids, name=data.name, actor=actor
+            )
+            await ops.audit(conn, actor=actor, action="device.create", params={"key_id": device.id})
+        return DeviceKeyCreated(key=secret, device=device)
+
+    @get(operation_id="listDeviceKeys")
+    async def list_keys(
+        self,
+        pool: NamedDependency[asyncpg.Pool],
+        site_id: Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)] = None,
+    ) -> list[DeviceKey]:
+        async with db.connection(pool) as conn:
+            return await auth.list_device_keys(conn, site_id=site_id)
+
+    @delete("/{key_id:int}", operation_id="revokeDeviceKey", status_code=200)
+    async def revoke(
+        self,
+        key_id: FromPath[int],
+        request: Request[Any, Any, Any],
+        pool: NamedDependency[asyncpg.Pool],
+    ) -> DeviceKey:
+        actor = request.scope["state"]["operator"]
+        async with db.connection(pool) as conn, conn.transaction():
+            device = await auth.revoke_device_key(conn, key_id=key_id)
+            await ops.audit(conn, actor=actor, action="device.revoke", params={"key_id": key_id})
+        return device

@@ -1,0 +1,128 @@
+"""Device keys and operator tokens: random secrets shown once, stored as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from service import queries
+from service.errors import DeviceKeyNotFound, InvalidDeviceKey, SiteNotFound
+from service.sites import MAX_ID
+
+DEVICE_KEY_PREFIX = "emk_"
+OPERATOR_TOKEN_PREFIX = "emo_"  # noqa: S105 - a label, not a secret
+Q = "auth"
+
+
+def new_secret(prefix: str) -> str:
+    """256 random bits, URL-safe, with a prefix that tells what kind of secret it is."""
+    return prefix + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+class DeviceIdentity(msgspec.Struct, frozen=True):
+    """Who is sending: the key's device and the sites it may post to."""
+
+    key_id: int
+    device_id: str
+    site_ids: list[int]
+
+
+class DeviceKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A device key as listed: never the secret, only its first characters."""
+
+    id: int
+    device_id: str
+    site_ids: list[int]
+    name: str | None
+    key_prefix: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+
+
+async def authenticate_device(conn: asyncpg.Connection, key: str) -> DeviceIdentity:
+    """The live key's identity; InvalidDeviceKey for an unknown or revoked key.
+
+    Looked up by hash on every request, so a revocation applies to the next one.
+    """
+    row = await conn.fetchrow(queries.load(Q)["find_device_key"], hash_secret(key))
+    if row is None:
+        raise InvalidDeviceKey()
+    return DeviceIdentity(row["id"], row["device_id"], list(row["site_ids"]))
+
+
+async def create_device_key(
+    conn: asyncpg.Connection, *, device_id: str, site_ids: list[int], name: str | None, actor: str
+) -> tuple[DeviceKey, str]:
+    """A new key for a device bound to site_ids; returns the listing and the secret (once)."""
+    q = queries.load(Q)
+    out_of_range = [s for s in site_ids if not 0 < s <= MAX_ID]
+    missing = out_of_range or [r["s"] for r in await conn.fetch(q["missing_sites"], site_ids)]
+    if missing:
+        raise SiteNotFound(f"no site with id {', '.join(map(str, missing))}")
+    secret = new_secret(DEVICE_KEY_PREFIX)
+    row = await conn.fetchrow(
+        q["insert_device_key"],
+        device_id,
+        sorted(set(site_ids)),
+        name,
+        secret[: len(DEVICE_KEY_PREFIX) + 6],
+        hash_secret(secret),
+        actor,
+    )
+    return _key(row), secret
+
+
+async def list_device_keys(conn: asyncpg.Connection, *, site_id: int | None) -> list[DeviceKey]:
+    return [_key(r) for r in await conn.fetch(queries.load(Q)["list_device_keys"], site_id)]
+
+
+async def revoke_device_key(conn: asyncpg.Connection, *, key_id: int) -> DeviceKey:
+    row = await conn.fetchrow(queries.load(Q)["revoke_device_key"], key_id)
+    if row is None:
+        raise DeviceKeyNotFound(f"no device key with id {key_id}")
+    return _key(row)
+
+
+def _key(row: asyncpg.Record | None) -> DeviceKey:
+    assert row is not None
+    return DeviceKey(**{**dict(row), "site_ids": list(row["site_ids"])})
+
+
+def operator_from_settings(token: str, tokens: dict[str, str]) -> str | None:
+    """The name of a settings-defined token; every candidate is compared in constant time."""
+    found = None
+    for known, name in tokens.items():
+        if hmac.compare_digest(token.encode(), known.encode()):
+            found = name
+    return found
+
+
+async def operator_for_token(
+    conn: asyncpg.Connection, token: str, settings_tokens: dict[str, str]
+) -> str | None:
+    """The operator's name for a token from settings or created by the CLI; None if unknown."""
+    name = operator_from_settings(token, settings_tokens)
+    if name is None and token.startswith(OPERATOR_TOKEN_PREFIX):
+        value = await conn.fetchval(queries.load(Q)["find_operator_token"], hash_secret(token))
+        name = str(value) if value is not None else None
+    return name
+
+
+async def create_operator_token(conn: asyncpg.Connection, *, name: str) -> str:
+    secret = new_secret(OPERATOR_TOKEN_PREFIX)
+    await conn.fetchrow(queries.load(Q)["insert_operator_token"], name, hash_secret(secret))
+    return secret
+
+
+async def revoke_operator_token(conn: asyncpg.Connection, *, name: str) -> bool:
+    return await conn.fetchval(queries.load(Q)["revoke_operator_token"], name) is not None
