@@ -17,7 +17,8 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from api.context import RequestContext
 from api.problems import handle_exception
-from api.routes import health, measurements, metrics, ops, sites
+from api.ratelimit import TokenBuckets
+from api.routes import devices, health, measurements, metrics, ops, sites
 from service import db, migrate
 from service.logs import configure_logging
 from service.nudge import Doorbell
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             app.state.pool = pool
             app.state.redis = redis
             app.state.doorbell = doorbell
+            app.state.rate_limits = TokenBuckets(settings.device_rate_per_s, settings.device_burst)
             log.info("api_started", environment=settings.environment)
             yield
         finally:
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             measurements.ingest_measurements,
             sites.SitesController,
             ops.OpsController,
+            devices.DevicesController,
             health.live,
             health.ready,
             health.list_problem_types,
