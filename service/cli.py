@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from service import db, migrate, ops
+from service import auth, db, migrate, ops
 from service.errors import MigrationError
 from service.logs import configure_logging
 from service.settings import Settings
@@ -88,6 +88,60 @@ async def _maintain(settings: Settings, args: argparse.Namespace) -> int:
     return await _with_conn(settings, work)
 
 
+async def _devices(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        if args.devices_command == "create":
+            async with conn.transaction():
+                key, secret = await auth.create_device_key(
+                    conn,
+                    device_id=args.device_id,
+                    site_ids=args.site,
+                    name=args.name,
+                    actor=CLI_ACTOR,
+                )
+                await ops.audit(
+                    conn, actor=CLI_ACTOR, action="device.create", params={"key_id": key.id}
+                )
+            # The one place a secret is printed: to the operator's terminal, never to the log.
+            print(f"device key for {key.device_id} (id {key.id}, sites {key.site_ids}):")
+            print(secret)
+            print("store it now: it is not shown again")
+        elif args.devices_command == "list":
+            for key in await auth.list_device_keys(conn, site_id=args.site):
+                state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+                print(
+                    f"{key.id:>6}  {key.device_id:<24} {key.key_prefix}…  sites {key.site_ids}"
+                    f"  {state}  {key.name or ''}"
+                )
+        else:
+            async with conn.transaction():
+                key = await auth.revoke_device_key(conn, key_id=args.id)
+                await ops.audit(
+                    conn, actor=CLI_ACTOR, action="device.revoke", params={"key_id": args.id}
+                )
+            print(f"revoked key {key.id} of {key.device_id}")
+        return 0
+
+    return await _with_conn(settings, work)
+
+
+async def _tokens(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        if args.tokens_command == "create":
+            secret = await auth.create_operator_token(conn, name=args.name)
+            print(f"admin token {args.name!r}:")
+            print(secret)
+            print("store it now: it is not shown again")
+            return 0
+        if not await auth.revoke_operator_token(conn, name=args.name):
+            print(f"no token named {args.name!r}", file=sys.stderr)
+            return 1
+        print(f"revoked token {args.name!r}")
+        return 0
+
+    return await _with_conn(settings, work)
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn  # the server is only needed by this command
 
@@ -145,6 +199,26 @@ def build_parser() -> argparse.ArgumentParser:
     b = agg.add_parser("rebuild", help="recompute buckets and totals from raw data")
     b.add_argument("--site", type=int, help="only this site (default: every site)")
     b.set_defaults(run=_rebuild)
+    dev = sub.add_parser("devices", help="device keys").add_subparsers(
+        dest="devices_command", required=True
+    )
+    dc = dev.add_parser("create", help="a new key (printed once)")
+    dc.add_argument("--site", type=int, action="append", required=True, help="repeatable")
+    dc.add_argument("--device-id", required=True, help="the device this key belongs to")
+    dc.add_argument("--name", help="a label for the key")
+    dl = dev.add_parser("list", help="keys (never the secrets)")
+    dl.add_argument("--site", type=int)
+    dr = dev.add_parser("revoke", help="revoke a key by id")
+    dr.add_argument("id", type=int)
+    for p in (dc, dl, dr):
+        p.set_defaults(run=_devices)
+    tok = sub.add_parser("tokens", help="named admin tokens").add_subparsers(
+        dest="tokens_command", required=True
+    )
+    for name in ("create", "revoke"):
+        t = tok.add_parser(name, help=f"{name} an admin token")
+        t.add_argument("--name", required=True)
+        t.set_defaults(run=_tokens)
     mt = sub.add_parser("maintain", help="partitions ahead, outbox and key retention")
     mt.set_defaults(run=_maintain)
     return parser
