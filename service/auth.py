@@ -87,6 +87,8 @@ async def list_device_keys(conn: asyncpg.Connection, *, site_id: int | None) -> 
 
 
 async def revoke_device_key(conn: asyncpg.Connection, *, key_id: int) -> DeviceKey:
+    if not 0 < key_id <= MAX_ID:
+        raise DeviceKeyNotFound(f"no device key with id {key_id}")
     row = await conn.fetchrow(queries.load(Q)["revoke_device_key"], key_id)
     if row is None:
         raise DeviceKeyNotFound(f"no device key with id {key_id}")
