@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig
 
 from api.context import RequestContext
+from api.openapi import document_problems
 from api.problems import handle_exception
 from api.ratelimit import TokenBuckets
 from api.routes import devices, health, measurements, metrics, ops, sites
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
         middleware=[PROMETHEUS.middleware],
         debug=False,
     )
+    document_problems(app.openapi_schema)
     return RequestContext(app)
 
 
