@@ -10,9 +10,6 @@ import asyncio
 import itertools
 import os
 import random
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,8 +27,8 @@ from schemathesis.checks import (
     response_schema_conformance,
 )
 
-from tests.conftest import free_socket
 from tests.harness.services import PostgresServer, RedisServer
+from tests.integration.apiproc import api_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
@@ -55,32 +52,9 @@ def fuzz_api(
     """The API as a real process on its own database, with one site and a device key."""
     name = f"fuzz_{os.getpid()}"
     asyncio.run(_fresh_db(pg_server, template_db, name))
-    with free_socket() as sock:
-        port = sock.getsockname()[1]
-    log = (tmp_path_factory.mktemp("fuzz") / "api.log").open("wb")
-    env = {
-        **os.environ,
-        "DATABASE_URL": pg_server.url_for(name),
-        "REDIS_URL": redis_server.url,
-        "PORT": str(port),
-        "LOG_LEVEL": "warning",
-        "DEVICE_RATE_PER_S": "100000",
-        "DEVICE_BURST": "100000",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve"], cwd=ROOT, env=env, stdout=log, stderr=log
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "API did not start"
-            time.sleep(0.1)
+    log = tmp_path_factory.mktemp("fuzz") / "api.log"
+    limits = {"DEVICE_RATE_PER_S": "100000", "DEVICE_BURST": "100000"}
+    with api_process(pg_server.url_for(name), redis_server.url, log, **limits) as base:
         site = httpx.post(
             f"{base}/v1/sites", json={"name": "fuzz", "emission_limit_kg": 1000}, headers=ADMIN
         ).json()["id"]
@@ -88,11 +62,7 @@ def fuzz_api(
             f"{base}/v1/devices", json={"device_id": "fuzzer", "site_ids": [site]}, headers=ADMIN
         ).json()["key"]
         yield {"base": base, "site": site, "key": key}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
-        print(f"schemathesis cases run: {CASES['count']}")
+    print(f"schemathesis cases run: {CASES['count']}")
 
 
 def _check(case: Any, api: dict[str, Any]) -> None:
