@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.helpers import device_auth, make_site, table_counts
+from tests.integration.helpers import device_auth, make_site, post_batch, table_counts
 
 OK_TS = "2026-01-05T00:00:00Z"
 
@@ -260,3 +261,88 @@ async def test_every_problem_type_is_documented(client: httpx.AsyncClient) -> No
         page = await client.get(entry["type"])
         assert page.status_code == 200
         assert page.json()["status"] == entry["status"]
+
+
+@pytest.mark.parametrize(
+    "value", ["a b", 'x"><script>', "a\tb", "é-accent", "r" * 129, "id;drop table sites"]
+)
+async def test_unsafe_request_ids_are_replaced_not_echoed(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, value: str
+) -> None:
+    site = await make_site(client)
+    response = await post_batch(
+        client,
+        site,
+        body_dict(),
+        headers={"X-Request-ID": value.encode()},  # type: ignore[dict-item]
+    )
+    assert response.status_code == 202
+    echoed = response.headers["X-Request-ID"]
+    assert echoed != value
+    assert len(echoed) == 32 and all(c in "0123456789abcdef" for c in echoed)
+    assert await conn.fetchval("SELECT payload->>'request_id' FROM outbox") == echoed
+
+
+@pytest.mark.parametrize("key", ["k\tey", "é-accent"])
+async def test_idempotency_keys_with_control_or_non_ascii_characters_are_400(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, key: str
+) -> None:
+    site = await make_site(client)
+    before = await table_counts(conn)
+    response = await post_batch(
+        client,
+        site,
+        body_dict(),
+        headers={"Idempotency-Key": key.encode()},  # type: ignore[dict-item]
+    )
+    assert response.status_code == 400
+    assert response.json()["type"] == "/problems/idempotency-key-invalid"
+    assert await table_counts(conn) == before
+
+
+async def test_crlf_in_headers_never_reaches_a_response(
+    client: httpx.AsyncClient, api: Any
+) -> None:
+    """A raw request smuggling CRLF into X-Request-ID: the server must not echo a header."""
+    site = await make_site(client)
+    auth = (await device_auth(client, site))["Authorization"]
+    payload = one()
+    host, port = api.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        (
+            f"POST /v1/sites/{site}/measurements HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: {auth}\r\nIdempotency-Key: crlf-1\r\n"
+            "Content-Type: application/json\r\n"
+            "X-Request-ID: abc\r\nSet-Cookie: injected=1\r\n"
+            f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        + payload
+    )
+    await writer.drain()
+    raw = await reader.read()
+    writer.close()
+    head = raw.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"set-cookie" not in head
+    assert b"x-request-id: abc\r\n" in head + b"\r\n"
+
+
+def body_dict() -> dict[str, Any]:
+    return {"device_id": "dev-1", "measurements": [{"ts": OK_TS, "methane_kg": 1.0}]}
+
+
+@pytest.mark.parametrize("raw", [b"line\x7fdel", b"\x01ctl"])
+async def test_a_header_the_http_parser_refuses_is_400_and_writes_nothing(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, raw: bytes
+) -> None:
+    """DEL (0x7f) in a header value never reaches the app: the server's parser answers 400."""
+    site = await make_site(client)
+    before = await table_counts(conn)
+    response = await post_batch(
+        client,
+        site,
+        body_dict(),
+        headers={"Idempotency-Key": raw},  # type: ignore[dict-item]
+    )
+    assert response.status_code == 400
+    assert await table_counts(conn) == before
