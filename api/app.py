@@ -19,7 +19,7 @@ from api.context import RequestContext
 from api.openapi import document_problems
 from api.problems import handle_exception
 from api.ratelimit import TokenBuckets
-from api.routes import devices, health, measurements, metrics, ops, sites
+from api.routes import dashboard, devices, health, measurements, metrics, ops, sites
 from service import db, migrate
 from service.logs import configure_logging
 from service.nudge import Doorbell
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             health.list_problem_types,
             health.get_problem_type,
             metrics.scrape,
+            dashboard.router,
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),

@@ -132,15 +132,20 @@ class RedisServer:
         return f"RedisServer(kind={self.kind!r}, url={_mask(self.url)!r})"
 
 
-def start_postgres() -> PostgresServer:
-    """Provide a PostgreSQL server: env URL, else a container, else a local server."""
+def start_postgres(*, durable: bool = False) -> PostgresServer:
+    """Provide a PostgreSQL server: env URL, else a container, else a local server.
+
+    The suite's servers trade durability for speed (fsync, synchronous_commit and
+    full_page_writes off). ``durable=True`` keeps PostgreSQL's defaults instead (for
+    benchmarks) and never uses ``TEST_DATABASE_URL``, whose settings are unknown.
+    """
     env_url = os.environ.get("TEST_DATABASE_URL")
-    if env_url:
+    if env_url and not durable:
         _wait_until_ready(f"PostgreSQL at TEST_DATABASE_URL={_mask(env_url)}", _pg_probe(env_url))
         return PostgresServer(env_url, _Unowned("TEST_DATABASE_URL"), "env")
     if _docker_available():
-        return _container_postgres()
-    return _local_postgres()
+        return _container_postgres(durable=durable)
+    return _local_postgres(durable=durable)
 
 
 def start_redis() -> RedisServer:
@@ -423,11 +428,12 @@ def _initdb(bindir: Path, datadir: Path, run_as: _RunAs | None) -> None:
         raise HarnessError(f"initdb failed (exit {result.returncode}):\n{output}")
 
 
-def _postgres_argv(bindir: Path, workdir: Path, port: int) -> list[str]:
+_FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+def _postgres_argv(bindir: Path, workdir: Path, port: int, *, durable: bool) -> list[str]:
     settings = {
-        "fsync": "off",
-        "synchronous_commit": "off",
-        "full_page_writes": "off",
+        **({} if durable else _FAST),
         "listen_addresses": "127.0.0.1",
         "port": str(port),
         "unix_socket_directories": str(workdir),
@@ -440,7 +446,7 @@ def _postgres_argv(bindir: Path, workdir: Path, port: int) -> list[str]:
     return argv
 
 
-def _local_postgres() -> PostgresServer:
+def _local_postgres(*, durable: bool = False) -> PostgresServer:
     bindir = _find_pg_bindir()
     run_as = _postgres_run_as()
     workdir = _make_workdir("emissions-pg-", run_as)
@@ -449,7 +455,7 @@ def _local_postgres() -> PostgresServer:
     def make(port: int) -> _LocalProcess:
         servers[port] = _LocalProcess(
             "postgres",
-            _postgres_argv(bindir, workdir, port),
+            _postgres_argv(bindir, workdir, port, durable=durable),
             workdir,
             _pg_probe(_pg_local_url(port)),
             lambda proc: proc.send_signal(signal.SIGINT),  # fast shutdown
@@ -564,7 +570,7 @@ def _container_control(container: Any, probe: Probe) -> _ContainerControl:
     return control
 
 
-def _container_postgres() -> PostgresServer:
+def _container_postgres(*, durable: bool = False) -> PostgresServer:
     try:
         from testcontainers.community.postgres import PostgresContainer
     except ImportError:  # testcontainers < 4.14
@@ -575,10 +581,8 @@ def _container_postgres() -> PostgresServer:
         "postgres:15", username="postgres", password="postgres", dbname="postgres", driver=None
     )
     container.with_bind_ports(5432, port)
-    container.with_command(
-        "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        " -c max_connections=200"
-    )
+    fast = "".join(f" -c {key}={value}" for key, value in _FAST.items())
+    container.with_command(f"postgres{'' if durable else fast} -c max_connections=200")
     container.start()
     host, mapped = container.get_container_host_ip(), container.get_exposed_port(5432)
     url = f"postgresql://postgres:postgres@{host}:{mapped}/postgres"
