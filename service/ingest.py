@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -38,6 +39,10 @@ def _lock_id(scope: str, key: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+class _Overlap(Exception):
+    """The fast path met a window another transaction stored meanwhile; take the careful one."""
+
+
 async def record_batch(
     conn: asyncpg.Connection,
     *,
@@ -52,12 +57,45 @@ async def record_batch(
 
     The advisory lock makes a concurrent retry of the same key fail fast (KeyInFlight)
     instead of waiting; the lookup after it sees any earlier commit of that key.
+
+    Most batches are all new: they take a fast path of plain inserts. A batch with a stored
+    window takes the careful path (insert what is new, itemise the rest); so does one whose
+    fast path met a window a concurrent transaction stored, after rolling everything back.
     """
     if not 0 < site_id <= MAX_ID:
         raise SiteNotFound(f"site {site_id} does not exist")
+    fingerprint = batch_fingerprint(device_id, readings)
+    # Sorted input: concurrent batches lock overlapping windows in one order (no deadlock).
+    ordered = sorted(readings, key=lambda r: r.ts)
+    try:
+        return await _record(
+            conn, site_id, device_id, key, ordered, fingerprint, request_id, retention, fast=True
+        )
+    except _Overlap:
+        return await _record(
+            conn, site_id, device_id, key, ordered, fingerprint, request_id, retention, fast=False
+        )
+
+
+def _array_literal(values: list[Any]) -> str:
+    """'{...}' for a text-to-array cast; msgspec's JSON strings and numbers are valid elements."""
+    return "{" + _encode(values)[1:-1].decode() + "}"
+
+
+async def _record(
+    conn: asyncpg.Connection,
+    site_id: int,
+    device_id: str,
+    key: str,
+    ordered: list[Reading],
+    fingerprint: bytes,
+    request_id: str,
+    retention: timedelta,
+    *,
+    fast: bool,
+) -> Outcome:
     q = queries.load("ingest")
     scope = f"{site_id}/{device_id}"
-    fingerprint = batch_fingerprint(device_id, readings)
     async with conn.transaction():
         if not await conn.fetchval(q["try_lock_key"], _lock_id(scope, key)):
             raise KeyInFlight()
@@ -70,26 +108,38 @@ async def record_batch(
         if not found["site_exists"]:
             raise SiteNotFound(f"site {site_id} does not exist")
         batch_id = uuid4()
-        # Sorted input: concurrent batches lock overlapping windows in one order (no deadlock).
-        ordered = sorted(readings, key=lambda r: r.ts)
-        row = await conn.fetchrow(
-            q["insert_readings"],
+        args = (
             site_id,
-            [r.ts for r in ordered],
-            [r.methane_kg for r in ordered],
+            _array_literal([r.ts for r in ordered]),
+            _array_literal([r.methane_kg for r in ordered]),
             device_id,
             batch_id,
             request_id,
         )
-        assert row is not None  # an aggregate without GROUP BY returns one row
-        others = await _stored_values(conn, q["stored_values"], site_id, row)
-        duplicates, conflicts = classify(others)
+        row = None
+        if fast:
+            try:
+                row = await conn.fetchrow(
+                    q["insert_new_readings"], *args, ordered[0].ts, ordered[-1].ts
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise _Overlap() from exc  # leaving the block rolls the transaction back
+            assert row is not None  # a SELECT without FROM returns one row
+        if row is not None and not row["overlap"]:
+            accepted, event_id = len(ordered), row["event_id"]
+            duplicates, conflicts = classify([])  # all new
+        else:
+            row = await conn.fetchrow(q["insert_readings"], *args)
+            assert row is not None  # an aggregate without GROUP BY returns one row
+            accepted, event_id = row["accepted"], row["event_id"]
+            others = await _stored_values(conn, q["stored_values"], site_id, row)
+            duplicates, conflicts = classify(others)
         receipt = IngestReceipt(
             batch_id=batch_id,
             site_id=site_id,
             device_id=device_id,
             received=len(ordered),
-            accepted=row["accepted"],
+            accepted=accepted,
             duplicates=duplicates,
             conflicts=conflicts,
         )
@@ -107,7 +157,7 @@ async def record_batch(
         )
         if saved != "INSERT 0 1":  # the lock and lookup above make this unreachable
             raise ServiceError("idempotency record was not written")
-    return Outcome(ACCEPTED, body, replayed=False, receipt=receipt, event_id=row["event_id"])
+    return Outcome(ACCEPTED, body, replayed=False, receipt=receipt, event_id=event_id)
 
 
 async def _stored_values(

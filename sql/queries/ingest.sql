@@ -9,10 +9,43 @@ SELECT EXISTS (SELECT 1 FROM sites WHERE id = $3) AS site_exists,
 FROM (SELECT 1) AS one
 LEFT JOIN ingest_requests AS r ON r.scope = $1 AND r.key = $2;
 
+-- name: insert_new_readings
+-- Fast path: when no stored reading of the site lies within the batch's span, plain inserts
+-- (no per-row conflict check) and the outbox event; otherwise nothing, and overlap is true.
+-- $2/$3 are array literals in text ('{...}'): parsing them costs less than binary arrays'
+-- per-element encoding. A window that another transaction stores meanwhile raises
+-- unique_violation (after waiting for it), and the caller retries on the careful path.
+WITH overlap AS (
+    SELECT EXISTS (
+        SELECT 1 FROM measurements WHERE site_id = $1 AND ts >= $7 AND ts <= $8
+    ) AS found
+), input AS (
+    SELECT t.ts, t.kg FROM unnest($2::text::timestamptz[], $3::text::float8[]) AS t (ts, kg)
+    WHERE NOT (SELECT found FROM overlap)
+), inserted AS (
+    INSERT INTO measurements (site_id, ts, methane_kg, device_id, batch_id)
+    SELECT $1, ts, kg, $4, $5 FROM input ORDER BY ts
+), event AS (
+    INSERT INTO outbox (event_type, site_id, payload)
+    SELECT 'measurements.accepted', $1, jsonb_build_object(
+        'batch_id', $5::uuid,
+        'request_id', $6::text,
+        'device_id', $4::text,
+        'accepted', count(*),
+        'first_ts', $7::timestamptz,
+        'last_ts', $8::timestamptz,
+        'hours', jsonb_agg(DISTINCT date_trunc('hour', ts, 'UTC')))
+    FROM input
+    HAVING count(*) > 0
+    RETURNING id
+)
+SELECT (SELECT found FROM overlap) AS overlap, (SELECT id FROM event) AS event_id;
+
 -- name: insert_readings
--- Insert a batch set-based; write its outbox event when anything was new; list the rest.
+-- Careful path: insert what is new, skipping stored windows; write the outbox event when
+-- anything was new; list the rest (duplicates and conflicts) with their stored values.
 WITH input AS (
-    SELECT t.ts, t.kg FROM unnest($2::timestamptz[], $3::float8[]) AS t (ts, kg)
+    SELECT t.ts, t.kg FROM unnest($2::text::timestamptz[], $3::text::float8[]) AS t (ts, kg)
 ), inserted AS (
     INSERT INTO measurements (site_id, ts, methane_kg, device_id, batch_id)
     SELECT $1, ts, kg, $4, $5 FROM input ORDER BY ts

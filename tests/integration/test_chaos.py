@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,17 +36,23 @@ async def send_until_answered(
     client: httpx.AsyncClient, path: str, body: dict[str, Any], headers: dict[str, str]
 ) -> tuple[httpx.Response, int]:
     """Retry with the same Idempotency-Key until an HTTP answer arrives, as devices do."""
-    for attempt in range(1, 60):
+    deadline = time.monotonic() + 60  # generous: the machine may be busy with other work
+    attempt = 0
+    errors: list[str] = []
+    while time.monotonic() < deadline:
+        attempt += 1
         try:
             response = await client.post(path, json=body, headers=headers)
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            errors.append(type(exc).__name__)
             await asyncio.sleep(0.02)
             continue
         if response.status_code == 409:  # the first try is still in flight
+            errors.append("409")
             await asyncio.sleep(float(response.headers["Retry-After"]) / 10)
             continue
         return response, attempt
-    raise AssertionError("no answer after 60 tries")
+    raise AssertionError(f"no answer in 60 s after {attempt} tries: {errors[-10:]}")
 
 
 async def test_retries_through_a_faulty_network_end_in_exact_totals(
