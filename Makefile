@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-unit test-e2e bench lint fmt typecheck migrate run-api run-worker clean
+.PHONY: install run reset test-compose test test-unit test-e2e bench lint fmt typecheck migrate run-api run-worker clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -15,6 +15,18 @@ $(UV):
 # --frozen: install exactly what uv.lock pins; fail instead of re-resolving.
 install: $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
+
+# The whole local stack (Postgres, Redis, API, worker) with or without Docker; Ctrl-C stops it.
+run: install
+	$(BIN)/emissions run
+
+# Wipe the local stack's data (.data/).
+reset:
+	rm -rf .data
+
+# Build the images, run the compose stack, prove it end to end, tear it down (needs Docker).
+test-compose:
+	bash deploy/test-compose.sh
 
 test: install
 	$(BIN)/pytest -q

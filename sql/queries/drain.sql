@@ -53,6 +53,67 @@ SET lifetime_kg = lifetime_kg + $2,
     updated_at = now()
 WHERE site_id = $1;
 
+-- name: lock_many_site_totals
+-- lock_site_totals for many sites in one statement, in site order (every drainer's order).
+INSERT INTO site_totals AS t (site_id, year)
+SELECT s, $2 FROM unnest($1::bigint[]) AS s ORDER BY s
+ON CONFLICT (site_id) DO UPDATE SET updated_at = t.updated_at;
+
+-- name: recompute_many_hours
+-- recompute_hours for many (site, UTC hour) pairs at once; return each site's change.
+WITH wanted AS (
+    SELECT w.site_id, w.hour FROM unnest($1::bigint[], $2::timestamptz[]) AS w (site_id, hour)
+), fresh AS (
+    SELECT w.site_id, w.hour, f.total_kg, f.readings, f.last_ts
+    FROM wanted AS w
+    CROSS JOIN LATERAL (
+        SELECT sum(m.methane_kg::numeric) AS total_kg, count(*)::int AS readings,
+               max(m.ts) AS last_ts
+        FROM measurements AS m
+        WHERE m.site_id = w.site_id AND m.ts >= w.hour AND m.ts < w.hour + interval '1 hour'
+    ) AS f
+    WHERE f.readings > 0
+), old AS (
+    SELECT h.site_id, h.hour, h.total_kg, h.readings
+    FROM site_hourly AS h
+    JOIN wanted AS w ON h.site_id = w.site_id AND h.hour = w.hour
+), upserted AS (
+    INSERT INTO site_hourly AS h (site_id, hour, total_kg, readings)
+    SELECT site_id, hour, total_kg, readings FROM fresh
+    ON CONFLICT (site_id, hour) DO UPDATE
+    SET total_kg = excluded.total_kg, readings = excluded.readings
+    WHERE (h.total_kg, h.readings) IS DISTINCT FROM (excluded.total_kg, excluded.readings)
+)
+SELECT f.site_id,
+       count(*)::int AS buckets,
+       sum(f.total_kg - coalesce(o.total_kg, 0)) AS delta_kg,
+       coalesce(sum(f.total_kg - coalesce(o.total_kg, 0))
+                FILTER (WHERE date_part('year', f.hour AT TIME ZONE 'UTC')::int = $3::int), 0)
+           AS year_delta_kg,
+       sum(f.readings - coalesce(o.readings, 0))::bigint AS delta_readings,
+       max(f.last_ts) AS last_ts
+FROM fresh AS f
+LEFT JOIN old AS o ON o.site_id = f.site_id AND o.hour = f.hour
+GROUP BY f.site_id
+ORDER BY f.site_id;
+
+-- name: add_many_to_totals
+-- add_to_totals for many sites: each site's change, in one statement.
+UPDATE site_totals AS t
+SET lifetime_kg = t.lifetime_kg + d.delta_kg,
+    readings = t.readings + d.delta_readings,
+    year_kg = CASE WHEN t.year = $6 THEN t.year_kg + d.year_delta_kg ELSE (
+        SELECT coalesce(sum(h.total_kg), 0) FROM site_hourly AS h
+        WHERE h.site_id = t.site_id
+          AND h.hour >= make_timestamptz($6, 1, 1, 0, 0, 0, 'UTC')
+          AND h.hour < make_timestamptz($6 + 1, 1, 1, 0, 0, 0, 'UTC')) END,
+    year = $6,
+    last_reading_at = greatest(t.last_reading_at, d.last_ts),
+    updated_at = now()
+FROM unnest($1::bigint[], $2::numeric[], $3::bigint[], $4::numeric[], $5::timestamptz[])
+     AS d (site_id, delta_kg, delta_readings, year_delta_kg, last_ts)
+WHERE t.site_id = d.site_id;
+
 -- name: mark_processed
 -- Events applied in this transaction.
 UPDATE outbox SET processed_at = now(), last_error = NULL WHERE id = ANY ($1::bigint[]);
