@@ -164,6 +164,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     return runner(settings)
 
 
+def _run_stack(settings: Settings, args: argparse.Namespace) -> int:
+    runner: Callable[[Settings], int] = importlib.import_module("service.runner").run
+    return runner(settings)
+
+
 def _timestamp(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
@@ -180,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the HTTP API")
     s.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
     s.set_defaults(run=_serve, sync=True)
+    st = sub.add_parser("run", help="the whole local stack: Postgres, Redis, API, worker")
+    st.set_defaults(run=_run_stack, sync=True)
     w = sub.add_parser("worker", help="run an outbox worker (arq, supervised)")
     w.set_defaults(run=_worker, sync=True)
     outbox = sub.add_parser("outbox", help="outbox operations").add_subparsers(
