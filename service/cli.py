@@ -169,6 +169,25 @@ def _run_stack(settings: Settings, args: argparse.Namespace) -> int:
     return runner(settings)
 
 
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from service.simulator import Options, simulate
+
+    token = args.admin_token or next(iter(settings.admin_token_map), "")
+    options = Options(
+        base_url=args.url or f"http://{settings.host}:{settings.port}",
+        admin_token=token,
+        sites=args.sites,
+        devices=args.devices,
+        rate=args.rate,
+        duration_s=args.duration,
+        faults=args.faults,
+        seed=args.seed,
+    )
+    return asyncio.run(simulate(options, Console()))
+
+
 def _timestamp(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
@@ -185,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the HTTP API")
     s.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
     s.set_defaults(run=_serve, sync=True)
+    sim = sub.add_parser("simulate", help="devices over a faulty network, then an exact check")
+    sim.add_argument("--sites", type=int, default=5)
+    sim.add_argument("--devices", type=int, default=20)
+    sim.add_argument("--rate", type=float, default=50, help="batches per second")
+    sim.add_argument("--duration", type=float, default=60, help="seconds")
+    sim.add_argument("--faults", type=float, default=0.2, help="fault probability per try")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--url", help="API base URL (default http://HOST:PORT from settings)")
+    sim.add_argument("--admin-token", help="default: the first of ADMIN_TOKENS")
+    sim.set_defaults(run=_simulate, sync=True)
     st = sub.add_parser("run", help="the whole local stack: Postgres, Redis, API, worker")
     st.set_defaults(run=_run_stack, sync=True)
     w = sub.add_parser("worker", help="run an outbox worker (arq, supervised)")
