@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 
 import asyncpg
 
 from domain.buckets import hour_of
 from service import queries
-
-HOUR = timedelta(hours=1)
 
 
 def current_year() -> int:
@@ -19,36 +16,15 @@ def current_year() -> int:
 
 
 async def recompute_hours(
-    conn: asyncpg.Connection, *, site_id: int, hours: Iterable[datetime], year: int
-) -> int:
-    """Recompute the site's buckets for `hours` and move its totals by the change.
-
-    Locks the site's totals row first, so the recompute (a later statement, with a later
-    snapshot) sees every reading the previous holder of the lock saw. Recomputing from raw
-    data makes this idempotent: applying the same hours twice changes nothing the second time.
-    Returns the number of buckets recomputed.
-    """
-    q = queries.load("drain")
-    wanted = sorted({hour_of(h) for h in hours})
-    if not wanted:
-        return 0
-    await conn.fetchval(q["lock_site_totals"], site_id, year)
-    changes = await conn.fetch(q["recompute_hours"], site_id, wanted, wanted[0], wanted[-1] + HOUR)
-    lifetime = sum((c["delta_kg"] for c in changes), Decimal(0))
-    this_year = sum((c["delta_kg"] for c in changes if c["hour"].year == year), Decimal(0))
-    readings = sum(c["delta_readings"] for c in changes)
-    last = max((c["last_ts"] for c in changes), default=None)
-    await conn.execute(q["add_to_totals"], site_id, lifetime, readings, year, this_year, last)
-    return len(changes)
-
-
-async def recompute_sites(
     conn: asyncpg.Connection, *, hours: Mapping[int, Iterable[datetime]], year: int
 ) -> int:
-    """recompute_hours for many sites in three statements, whatever the number of sites.
+    """Recompute each site's buckets for its `hours` and move its totals by the change.
 
-    Same contract: every site's totals row is locked (in site order, as every drainer
-    does) before the recompute statement takes its snapshot. Returns the buckets recomputed.
+    Three statements, whatever the number of sites. The sites' totals rows are locked first
+    (in site order, as every drainer does), so the recompute (a later statement, with a later
+    snapshot) sees every reading the previous holder of a lock saw. Recomputing from raw data
+    makes this idempotent: applying the same hours twice changes nothing the second time.
+    Returns the number of buckets recomputed.
     """
     q = queries.load("drain")
     wanted = {site: sorted({hour_of(h) for h in hs}) for site, hs in hours.items()}
@@ -57,14 +33,14 @@ async def recompute_sites(
         return 0
     await conn.execute(q["lock_many_site_totals"], sites, year)
     changes = await conn.fetch(
-        q["recompute_many_hours"],
+        q["recompute_hours"],
         [site for site in sites for _ in wanted[site]],
         [hour for site in sites for hour in wanted[site]],
         year,
     )
     if changes:
         await conn.execute(
-            q["add_many_to_totals"],
+            q["add_to_totals"],
             [c["site_id"] for c in changes],
             [c["delta_kg"] for c in changes],
             [c["delta_readings"] for c in changes],

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import msgspec
 
-from domain.events import MEASUREMENTS_ACCEPTED, backoff_s, parse_accepted
+from domain.events import MEASUREMENTS_ACCEPTED, MeasurementsAccepted, backoff_s, parse_accepted
 from service import aggregates, queries
 from service.db import CONNECTION_ERRORS
 
@@ -51,34 +51,39 @@ class _Applied:
     request_ids: list[str]
 
 
-async def _apply_site(
-    conn: asyncpg.Connection, site_id: int, events: list[asyncpg.Record], year: int
-) -> _Applied:
-    """Apply every event of one site with one recompute of the union of their hours."""
-    hours = set()
-    readings = 0
-    request_ids = []
-    for event in events:
-        if event["event_type"] != MEASUREMENTS_ACCEPTED:
-            raise UnknownEventType(f"unknown event type {event['event_type']!r}")
-        payload = parse_accepted(event["payload"])
-        hours.update(payload.hours)
-        readings += payload.accepted
-        request_ids.append(payload.request_id)
-    await aggregates.recompute_hours(conn, site_id=site_id, hours=hours, year=year)
-    return _Applied(readings, request_ids)
+_Parsed = tuple[asyncpg.Record, MeasurementsAccepted]
+_POISON = (msgspec.MsgspecError, ValueError, UnknownEventType)
+
+
+def _parse(event: asyncpg.Record) -> MeasurementsAccepted:
+    if event["event_type"] != MEASUREMENTS_ACCEPTED:
+        raise UnknownEventType(f"unknown event type {event['event_type']!r}")
+    return parse_accepted(event["payload"])
+
+
+def _applied(items: list[_Parsed]) -> _Applied:
+    return _Applied(sum(p.accepted for _, p in items), [p.request_id for _, p in items])
+
+
+async def _apply_sites(
+    conn: asyncpg.Connection, by_site: dict[int, list[_Parsed]], year: int
+) -> dict[int, _Applied]:
+    """Apply every site's events with one recompute of the union of each site's hours."""
+    hours = {site: [h for _, p in items for h in p.hours] for site, items in by_site.items()}
+    await aggregates.recompute_hours(conn, hours=hours, year=year)
+    return {site: _applied(items) for site, items in by_site.items()}
 
 
 async def _try_apply(
-    conn: asyncpg.Connection, site_id: int, events: list[asyncpg.Record], year: int
-) -> _Applied | Exception:
-    """Apply in a savepoint: a failure rolls back only this site's work."""
+    conn: asyncpg.Connection, by_site: dict[int, list[_Parsed]], year: int
+) -> dict[int, _Applied] | Exception:
+    """Apply in a savepoint: a failure rolls back only this work."""
     try:
         async with conn.transaction():
-            return await _apply_site(conn, site_id, events, year)
+            return await _apply_sites(conn, by_site, year)
     except CONNECTION_ERRORS:
         raise  # the whole claim is lost with the connection; it simply rolls back
-    except (asyncpg.PostgresError, msgspec.MsgspecError, ValueError, UnknownEventType) as exc:
+    except (asyncpg.PostgresError, *_POISON) as exc:
         return exc
 
 
@@ -87,8 +92,9 @@ async def drain_batch(
 ) -> DrainReport:
     """Claim up to `limit` due events and apply them, all in one transaction.
 
-    Events of one site share one recompute. If that fails, each of the site's events is
-    tried alone, so one poison event backs off by itself; other sites are not held up.
+    All sites' events are applied together, set-based. If that fails, each site is tried
+    alone, and a failing site event by event, so one poison event backs off by itself; other
+    sites are not held up. An event whose payload cannot be read fails by itself at once.
     """
     q = queries.load("drain")
     rng = rng or random.Random()
@@ -97,29 +103,40 @@ async def drain_batch(
     async with conn.transaction():
         events = await conn.fetch(q["claim_events"], limit)
         report.claimed = len(events)
-        by_site: dict[int, list[asyncpg.Record]] = defaultdict(list)
-        for event in events:
-            by_site[event["site_id"]].append(event)
-        applied_ids: list[int] = []
+        report.sites = len({event["site_id"] for event in events})
         failures: list[tuple[asyncpg.Record, Exception]] = []
-        for site_id in sorted(by_site):  # one lock order for every drainer: no deadlocks
-            group = by_site[site_id]
-            result = await _try_apply(conn, site_id, group, year)
-            if isinstance(result, Exception) and len(group) > 1:
-                for event in group:
-                    single = await _try_apply(conn, site_id, [event], year)
-                    _record(report, single, [event], applied_ids, failures)
-            else:
-                _record(report, result, group, applied_ids, failures)
-        report.sites = len(by_site)
-        if applied_ids:
-            await conn.execute(q["mark_processed"], applied_ids)
-        for event, exc in failures:
+        by_site: dict[int, list[_Parsed]] = defaultdict(list)
+        for event in events:
+            try:
+                by_site[event["site_id"]].append((event, _parse(event)))
+            except _POISON as exc:
+                failures.append((event, exc))
+        applied: list[_Parsed] = []
+        done = await _try_apply(conn, by_site, year) if by_site else {}
+        if isinstance(done, Exception):
+            done = {}
+            for site_id in sorted(by_site):  # one lock order for every drainer: no deadlocks
+                group = by_site[site_id]
+                tries = [group] if len(group) == 1 else [group, *([item] for item in group)]
+                for items in tries:
+                    result = await _try_apply(conn, {site_id: items}, year)
+                    if not isinstance(result, Exception):
+                        _record(report, result[site_id], items, applied)
+                        if items is group:
+                            break  # the whole site went through: no single tries
+                    elif len(items) == 1:
+                        failures.append((items[0][0], result))
+        else:
+            for site_id, items in by_site.items():
+                _record(report, done[site_id], items, applied)
+        if applied:
+            await conn.execute(q["mark_processed"], [event["id"] for event, _ in applied])
+        for event, problem in failures:
             attempts = event["attempts"] + 1
             delay = backoff_s(
                 attempts, base_s=policy.base_s, cap_s=policy.cap_s, jitter=rng.random()
             )
-            error = f"{type(exc).__name__}: {exc}"[:2000]
+            error = f"{type(problem).__name__}: {problem}"[:2000]
             dead = await conn.fetchval(
                 q["mark_failed"], event["id"], error, delay, policy.max_attempts
             )
@@ -129,16 +146,9 @@ async def drain_batch(
 
 
 def _record(
-    report: DrainReport,
-    result: _Applied | Exception,
-    events: list[asyncpg.Record],
-    applied_ids: list[int],
-    failures: list[tuple[asyncpg.Record, Exception]],
+    report: DrainReport, result: _Applied, items: list[_Parsed], applied: list[_Parsed]
 ) -> None:
-    if isinstance(result, Exception):
-        failures.extend((event, result) for event in events)
-        return
-    applied_ids.extend(event["id"] for event in events)
-    report.applied += len(events)
+    applied.extend(items)
+    report.applied += len(items)
     report.readings += result.readings
     report.request_ids.extend(result.request_ids)

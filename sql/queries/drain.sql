@@ -13,54 +13,14 @@ INSERT INTO site_totals AS t (site_id, year) VALUES ($1, $2)
 ON CONFLICT (site_id) DO UPDATE SET updated_at = t.updated_at
 RETURNING year;
 
--- name: recompute_hours
--- Recompute the given UTC hours of a site from raw readings; return each hour's change.
-WITH fresh AS (
-    SELECT date_trunc('hour', ts, 'UTC') AS hour, sum(methane_kg::numeric) AS total_kg,
-           count(*)::int AS readings, max(ts) AS last_ts
-    FROM measurements
-    WHERE site_id = $1 AND ts >= $3 AND ts < $4
-      AND date_trunc('hour', ts, 'UTC') = ANY ($2::timestamptz[])
-    GROUP BY 1
-), old AS (
-    SELECT hour, total_kg, readings
-    FROM site_hourly
-    WHERE site_id = $1 AND hour = ANY ($2::timestamptz[])
-), upserted AS (
-    INSERT INTO site_hourly AS h (site_id, hour, total_kg, readings)
-    SELECT $1, hour, total_kg, readings FROM fresh
-    ON CONFLICT (site_id, hour) DO UPDATE
-    SET total_kg = excluded.total_kg, readings = excluded.readings
-    WHERE (h.total_kg, h.readings) IS DISTINCT FROM (excluded.total_kg, excluded.readings)
-)
-SELECT f.hour, f.total_kg - coalesce(o.total_kg, 0) AS delta_kg,
-       f.readings - coalesce(o.readings, 0) AS delta_readings, f.last_ts
-FROM fresh AS f
-LEFT JOIN old AS o USING (hour);
-
--- name: add_to_totals
--- Apply hour changes to a site's totals; a new calendar year's figure is summed afresh.
-UPDATE site_totals
-SET lifetime_kg = lifetime_kg + $2,
-    readings = readings + $3,
-    year_kg = CASE WHEN year = $4 THEN year_kg + $5 ELSE (
-        SELECT coalesce(sum(total_kg), 0) FROM site_hourly
-        WHERE site_id = $1
-          AND hour >= make_timestamptz($4, 1, 1, 0, 0, 0, 'UTC')
-          AND hour < make_timestamptz($4 + 1, 1, 1, 0, 0, 0, 'UTC')) END,
-    year = $4,
-    last_reading_at = greatest(last_reading_at, $6),
-    updated_at = now()
-WHERE site_id = $1;
-
 -- name: lock_many_site_totals
--- lock_site_totals for many sites in one statement, in site order (every drainer's order).
+-- Lock (creating on first use) many sites' totals rows, in site order: every drainer's order.
 INSERT INTO site_totals AS t (site_id, year)
 SELECT s, $2 FROM unnest($1::bigint[]) AS s ORDER BY s
 ON CONFLICT (site_id) DO UPDATE SET updated_at = t.updated_at;
 
--- name: recompute_many_hours
--- recompute_hours for many (site, UTC hour) pairs at once; return each site's change.
+-- name: recompute_hours
+-- Recompute the given (site, UTC hour) buckets from raw readings; return each site's change.
 WITH wanted AS (
     SELECT w.site_id, w.hour FROM unnest($1::bigint[], $2::timestamptz[]) AS w (site_id, hour)
 ), fresh AS (
@@ -97,8 +57,8 @@ LEFT JOIN old AS o ON o.site_id = f.site_id AND o.hour = f.hour
 GROUP BY f.site_id
 ORDER BY f.site_id;
 
--- name: add_many_to_totals
--- add_to_totals for many sites: each site's change, in one statement.
+-- name: add_to_totals
+-- Apply each site's change to its totals; a new calendar year's figure is summed afresh.
 UPDATE site_totals AS t
 SET lifetime_kg = t.lifetime_kg + d.delta_kg,
     readings = t.readings + d.delta_readings,

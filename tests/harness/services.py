@@ -132,29 +132,32 @@ class RedisServer:
         return f"RedisServer(kind={self.kind!r}, url={_mask(self.url)!r})"
 
 
-def start_postgres(*, durable: bool = False) -> PostgresServer:
+def start_postgres(*, durable: bool = False, local: bool = False) -> PostgresServer:
     """Provide a PostgreSQL server: env URL, else a container, else a local server.
 
     The suite's servers trade durability for speed (fsync, synchronous_commit and
     full_page_writes off). ``durable=True`` keeps PostgreSQL's defaults instead (for
     benchmarks) and never uses ``TEST_DATABASE_URL``, whose settings are unknown.
+    ``local=True`` always starts the local server (benchmarks: the same setup every run,
+    no container networking in the numbers).
     """
     env_url = os.environ.get("TEST_DATABASE_URL")
-    if env_url and not durable:
+    if env_url and not durable and not local:
         _wait_until_ready(f"PostgreSQL at TEST_DATABASE_URL={_mask(env_url)}", _pg_probe(env_url))
         return PostgresServer(env_url, _Unowned("TEST_DATABASE_URL"), "env")
-    if _docker_available():
+    if not local and _docker_available():
         return _container_postgres(durable=durable)
     return _local_postgres(durable=durable)
 
 
-def start_redis() -> RedisServer:
-    """Provide a Redis server: env URL, else a container, else a local server."""
+def start_redis(*, local: bool = False) -> RedisServer:
+    """Provide a Redis server: env URL, else a container, else a local server
+    (``local=True``: always the local server, as for start_postgres)."""
     env_url = os.environ.get("TEST_REDIS_URL")
-    if env_url:
+    if env_url and not local:
         _wait_until_ready(f"Redis at TEST_REDIS_URL={_mask(env_url)}", _redis_probe(env_url))
         return RedisServer(env_url, _Unowned("TEST_REDIS_URL"), "env")
-    if _docker_available():
+    if not local and _docker_available():
         return _container_redis()
     return _local_redis()
 
