@@ -146,7 +146,10 @@ def start_postgres(*, durable: bool = False, local: bool = False) -> PostgresSer
         _wait_until_ready(f"PostgreSQL at TEST_DATABASE_URL={_mask(env_url)}", _pg_probe(env_url))
         return PostgresServer(env_url, _Unowned("TEST_DATABASE_URL"), "env")
     if not local and _docker_available():
-        return _container_postgres(durable=durable)
+        try:
+            return _container_postgres(durable=durable)
+        except Exception as exc:  # e.g. an engine that cannot pull images
+            _warn_fallback("PostgreSQL", exc)
     return _local_postgres(durable=durable)
 
 
@@ -158,8 +161,23 @@ def start_redis(*, local: bool = False) -> RedisServer:
         _wait_until_ready(f"Redis at TEST_REDIS_URL={_mask(env_url)}", _redis_probe(env_url))
         return RedisServer(env_url, _Unowned("TEST_REDIS_URL"), "env")
     if not local and _docker_available():
-        return _container_redis()
+        try:
+            return _container_redis()
+        except Exception as exc:  # e.g. an engine that cannot pull images
+            _warn_fallback("Redis", exc)
     return _local_redis()
+
+
+def _warn_fallback(what: str, exc: Exception) -> None:
+    """A Docker engine that answers but cannot run the container (offline, no image): say
+    so and use the local server instead of failing the whole suite."""
+    import warnings
+
+    warnings.warn(
+        f"{what} container failed ({type(exc).__name__}: {str(exc)[:200]}); "
+        "using a local server instead",
+        stacklevel=3,
+    )
 
 
 # --------------------------------------------------------------------------- readiness
