@@ -1,0 +1,208 @@
+// Boot, hash routing, the polling loop, the header status and the outage banner.
+
+import { ApiError, Unreachable, get } from "./api.js";
+import { fill, h, setText } from "./dom.js";
+import { clock, count, duration, plural } from "./format.js";
+import { askToken } from "./token.js";
+import { POLL_MS, WORKER_STALE_S, recordQueue, store, workerProblem } from "./store.js";
+import * as ingestView from "./views/ingest.js";
+import * as queueView from "./views/queue.js";
+import * as siteView from "./views/site.js";
+import * as sitesView from "./views/sites.js";
+
+const main = document.getElementById("main");
+const banner = document.getElementById("banner");
+const live = document.getElementById("live");
+const workerPill = document.getElementById("worker-pill");
+
+let current = null; // { name, key, view }
+let timer = null;
+let running = false;
+let again = false;
+let firstRoute = true;
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, "") || "/sites";
+  const [path, query = ""] = raw.split("?");
+  const params = Object.fromEntries(new URLSearchParams(query));
+  const parts = path.split("/").filter(Boolean);
+  if (parts[0] === "sites" && /^\d+$/.test(parts[1] || "")) {
+    return { name: "site", module: siteView, params: { ...params, id: Number(parts[1]) } };
+  }
+  if (parts[0] === "queue") return { name: "queue", module: queueView, params };
+  if (parts[0] === "ingest") return { name: "ingest", module: ingestView, params };
+  return { name: "sites", module: sitesView, params };
+}
+
+function route() {
+  const next = parseHash();
+  const key = `${next.name}:${JSON.stringify(next.params)}`;
+  if (current && current.key === key) return;
+  if (current) current.view.unmount?.();
+  for (const link of document.querySelectorAll("nav.primary a")) {
+    const active = link.dataset.route === (next.name === "site" ? "sites" : next.name);
+    if (active) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  fill(main);
+  const view = next.module.mount(main, next.params);
+  current = { name: next.name, key, view };
+  document.title = `${view.title || "Dashboard"} · Emissions engine`;
+  // Move focus to the new page's heading, as a page load would (screen readers announce it).
+  const heading = main.querySelector("h1");
+  if (!firstRoute) {
+    window.scrollTo(0, 0);
+    heading?.focus({ preventScroll: true });
+  }
+  firstRoute = false;
+  poll();
+}
+
+async function tick() {
+  let reachable = true;
+  try {
+    const q = await get("/v1/ops/queue");
+    store.queue = q;
+    store.queueError = null;
+    recordQueue(q);
+  } catch (err) {
+    if (err instanceof Unreachable) reachable = false;
+    else store.queueError = err;
+  }
+  if (reachable && current?.view.refresh) {
+    try {
+      await current.view.refresh();
+    } catch (err) {
+      if (err instanceof Unreachable) reachable = false;
+      else console.error(err); // views show their own API errors inline
+    }
+  }
+  if (reachable) {
+    store.apiUp = true;
+    store.apiDownSince = null;
+    store.lastOkAt = new Date();
+  } else {
+    store.apiUp = false;
+    store.apiDownSince = store.apiDownSince || new Date();
+  }
+  current?.view.afterTick?.();
+  renderStatus();
+}
+
+/** Run a poll now (coalescing with one in flight), then every POLL_MS. */
+export async function poll() {
+  clearTimeout(timer);
+  // A background tab does not poll (dashboards stay open all day); it catches up when shown.
+  if (document.hidden) {
+    timer = setTimeout(poll, POLL_MS);
+    return;
+  }
+  if (running) {
+    again = true;
+    return;
+  }
+  running = true;
+  try {
+    await tick();
+  } finally {
+    running = false;
+  }
+  if (again) {
+    again = false;
+    poll();
+    return;
+  }
+  timer = setTimeout(poll, POLL_MS);
+}
+
+function renderStatus() {
+  const messages = [];
+  if (!store.apiUp) {
+    const since = store.apiDownSince ? clock(store.apiDownSince) : "";
+    const last = store.lastOkAt ? ` Showing data from ${clock(store.lastOkAt)} UTC.` : "";
+    messages.push({
+      tone: "danger",
+      title: "API unreachable",
+      text: `No answer from the API since ${since} UTC.${last} Retrying every ${POLL_MS / 1000} s.`,
+    });
+  } else if (store.queueError instanceof ApiError && store.queueError.status === 401) {
+    messages.push({
+      tone: "warning",
+      title: "Token needed",
+      text: "This API only shows its data to operators (production mode).",
+      action: { label: "Enter admin token…", run: signIn },
+    });
+  } else if (store.queueError instanceof ApiError) {
+    const p = store.queueError.problem;
+    messages.push({
+      tone: "danger",
+      title: p.title || "API error",
+      text: `${p.detail || ""} The queue cannot be read; retrying every ${POLL_MS / 1000} s.`,
+    });
+  }
+  const q = store.queue;
+  const why = store.apiUp ? workerProblem(q) : null;
+  if (why) {
+    const waiting = q.pending + q.in_backoff;
+    messages.push({
+      tone: "warning",
+      title: "Worker stale",
+      text:
+        `${why[0].toUpperCase()}${why.slice(1)} (threshold ${WORKER_STALE_S} s). Readings are ` +
+        `still stored, but totals are not updating: ${plural(waiting, "event")} waiting.`,
+    });
+  }
+  const key = JSON.stringify(messages.map((m) => [m.title, m.tone]));
+  if (banner.dataset.key !== key) {
+    banner.dataset.key = key;
+    fill(
+      banner,
+      messages.map((m) =>
+        h("div", { class: `banner banner-${m.tone}`, dataset: { kind: m.title } },
+          h("strong", {}, m.title), " ", h("span", { class: "banner-text" }, m.text),
+          m.action ? h("button", { type: "button", class: "button small", onclick: m.action.run }, m.action.label) : null),
+      ),
+    );
+  } else {
+    // Same alerts, fresher numbers: update the text without re-announcing the alert.
+    messages.forEach((m, i) => {
+      const span = banner.children[i]?.querySelector(".banner-text");
+      if (span) setText(span, m.text);
+    });
+  }
+  banner.hidden = messages.length === 0;
+
+  if (store.apiUp) {
+    live.className = "pill pill-ok";
+    setText(live, `Live · ${clock(store.lastOkAt)} UTC`);
+  } else {
+    live.className = "pill pill-danger";
+    setText(live, "Offline");
+  }
+  if (q && store.apiUp) {
+    const beat = q.worker_heartbeat_age_s;
+    workerPill.hidden = false;
+    workerPill.className = `pill ${why ? "pill-warning" : "pill-ok"}`;
+    setText(
+      workerPill,
+      `${count(q.workers_alive)} worker${q.workers_alive === 1 ? "" : "s"} · beat ${beat === null ? "never" : duration(beat)}`,
+    );
+  } else {
+    workerPill.hidden = true;
+  }
+}
+
+async function signIn() {
+  const token = await askToken({
+    title: "Operator sign-in",
+    reason: "Reads need an admin token when the API runs in production mode.",
+  });
+  if (token) poll();
+}
+
+window.addEventListener("hashchange", route);
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) poll();
+});
+if (!location.hash) history.replaceState(null, "", "#/sites");
+route();

@@ -1,0 +1,104 @@
+// The replay dialog: asks for the admin token, offers a dry run first, then replays, and shows
+// the result and the audit entry the API recorded (POST /v1/ops/outbox/replay).
+
+import { request, describe } from "./api.js";
+import { fill, h, setText } from "./dom.js";
+import { count, plural, utc } from "./format.js";
+import { adminToken, isRemembered, saveToken } from "./token.js";
+
+function auditLine(audit) {
+  return `Audit #${audit.id} · ${audit.action} by ${audit.actor} at ${utc(audit.at)} · ` +
+    `${plural(audit.affected, "event")}${audit.dry_run ? " · dry run" : ""}`;
+}
+
+/**
+ * Open the dialog for a selection: { what (human text), body (replay request without dry_run) }.
+ * `onDone` runs after a real replay succeeded.
+ */
+export function openReplay({ what, body }, onDone) {
+  const remembered = adminToken();
+  const token = h("input", { id: "replay-token", type: "password", autocomplete: "off", required: true, value: remembered, spellcheck: "false" });
+  const remember = h("input", { id: "replay-remember", type: "checkbox", checked: isRemembered() });
+  const result = h("div", { class: "replay-result", role: "status", "aria-live": "polite" });
+  const dryBtn = h("button", { type: "button", class: "button primary", id: "replay-dry" }, "Dry run");
+  const goBtn = h("button", { type: "button", class: "button danger", id: "replay-go", disabled: true }, "Replay");
+  const closeBtn = h("button", { type: "button", class: "button", id: "replay-close" }, "Close");
+  let checked = null; // the token the dry run succeeded with
+
+  const dialog = h("dialog", { class: "dialog", "aria-labelledby": "replay-title" },
+    h("form", { method: "dialog", onsubmit: (e) => { e.preventDefault(); run(true); } },
+      h("h2", { id: "replay-title" }, `Replay ${what}`),
+      h("p", { class: "muted" }, "Replaying makes the events due again with fresh attempts. The worker recomputes the affected hours from the raw readings, so a replay never counts anything twice. Every call, dry runs included, is audited."),
+      h("div", { class: "field" },
+        h("label", { for: "replay-token" }, "Admin token"),
+        token,
+        h("span", { class: "hint" }, "Sent as Authorization: Bearer; the operator it names is recorded in the audit.")),
+      h("label", { class: "check" }, remember, " Remember for this browser tab"),
+      result,
+      h("div", { class: "actions" }, closeBtn, dryBtn, goBtn)));
+
+  async function run(dryRun) {
+    const value = token.value.trim();
+    if (!value) {
+      fill(result, h("p", { class: "notice notice-danger" }, "Enter the admin token first."));
+      token.focus();
+      return;
+    }
+    dryBtn.disabled = true;
+    goBtn.disabled = true;
+    fill(result, h("p", { class: "muted" }, dryRun ? "Dry run…" : "Replaying…"));
+    try {
+      const { data } = await request("POST", "/v1/ops/outbox/replay", {
+        body: { ...body, dry_run: dryRun },
+        headers: { Authorization: `Bearer ${value}` },
+      });
+      saveToken(value, remember.checked);
+      const ids = data.event_ids.length ? data.event_ids.map((i) => `#${i}`).join(", ") : "none";
+      const n = data.event_ids.length;
+      if (dryRun) {
+        checked = n > 0 ? value : null;
+        fill(result,
+          h("p", { class: "notice notice-info", dataset: { outcome: "dry-run" } },
+            h("strong", {}, "Dry run: "), n ? `${plural(n, "event")} would be replayed (${ids}). Nothing changed yet.` : "no event matches: nothing to replay."),
+          h("p", { class: "audit mono" }, auditLine(data.audit)));
+        goBtn.disabled = n === 0;
+        setText(goBtn, n ? `Replay ${count(n)} event${n === 1 ? "" : "s"}` : "Nothing to replay");
+        if (n) goBtn.focus();
+      } else {
+        fill(result,
+          h("p", { class: "notice notice-ok", dataset: { outcome: "replayed" } },
+            h("strong", {}, "Replayed: "), `${plural(data.replayed, "event")} due again (${ids}). Totals update as the worker applies them.`),
+          h("p", { class: "audit mono" }, auditLine(data.audit)));
+        setText(goBtn, "Done");
+        checked = null;
+        closeBtn.focus();
+        onDone?.(data);
+      }
+    } catch (err) {
+      checked = null;
+      const p = err.problem;
+      fill(result, h("p", { class: "notice notice-danger", dataset: { outcome: "error" } },
+        h("strong", {}, p?.title || "Failed"), p?.detail ? ` — ${p.detail}` : ` — ${describe(err)}`));
+      if (err.status === 401) token.select();
+    } finally {
+      dryBtn.disabled = false;
+      if (checked !== null && dryRun) goBtn.disabled = false;
+    }
+  }
+
+  dryBtn.addEventListener("click", () => run(true));
+  goBtn.addEventListener("click", () => {
+    // The replay itself only after a dry run with this very token.
+    if (checked !== null && checked === token.value.trim()) run(false);
+  });
+  token.addEventListener("input", () => {
+    goBtn.disabled = true;
+    setText(goBtn, "Replay");
+  });
+  closeBtn.addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  (remembered ? dryBtn : token).focus();
+  return dialog;
+}

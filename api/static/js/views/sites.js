@@ -1,0 +1,181 @@
+// #/sites: every site with totals, year to date against the limit, status and freshness.
+
+import { getAll } from "../api.js";
+import { fill, h, reconcile, setText } from "../dom.js";
+import { age, count, mass } from "../format.js";
+import { SITE_STALE_S, rememberSites } from "../store.js";
+import {
+  STATUS_RANK,
+  errorSlot,
+  freshness,
+  isStale,
+  limitBar,
+  statusBadge,
+  tile,
+  updateFreshness,
+  updateLimitBar,
+  updateStatusBadge,
+} from "./common.js";
+
+// Survives navigation: coming back to the list keeps the operator's sort and filter.
+const prefs = { sort: "status", dir: "desc", query: "", status: "all" };
+
+const COLUMNS = [
+  { key: "name", label: "Site", value: (s) => s.name.toLowerCase() },
+  { key: "status", label: "Status", value: (s) => STATUS_RANK[s.status] * 1e6 + s.percent_of_limit },
+  { key: "percent", label: "Year to date vs limit", value: (s) => s.percent_of_limit },
+  { key: "lifetime", label: "Lifetime", value: (s) => s.lifetime_kg, cls: "num" },
+  { key: "fresh", label: "Last reading", value: (s) => (s.freshness_s === null ? Infinity : s.freshness_s) },
+  { key: "readings", label: "Readings", value: (s) => s.reading_count, cls: "num col-opt" },
+];
+
+function matches(site) {
+  const q = prefs.query.trim().toLowerCase();
+  if (q && !site.name.toLowerCase().includes(q) && String(site.id) !== q) return false;
+  switch (prefs.status) {
+    case "all":
+      return true;
+    case "stale":
+      return isStale(site);
+    case "nodata":
+      return site.last_reading_at === null;
+    default:
+      return site.status === prefs.status;
+  }
+}
+
+export function mount(root) {
+  let sites = null;
+  const errors = errorSlot();
+  const tiles = {
+    sites: tile("Sites"),
+    exceeded: tile("Exceeded", { hint: "≥ 100% of annual limit" }),
+    warning: tile("Warning", { hint: "≥ 80% of annual limit" }),
+    stale: tile("Stale", { hint: `no reading for > ${age(SITE_STALE_S)}` }),
+    ytd: tile("Year to date, all sites"),
+  };
+
+  const search = h("input", {
+    id: "site-filter", type: "search", placeholder: "Name or id", value: prefs.query, autocomplete: "off",
+    oninput: (e) => { prefs.query = e.target.value; render(); },
+  });
+  const statusSelect = h("select", {
+    id: "status-filter",
+    onchange: (e) => { prefs.status = e.target.value; render(); },
+  },
+  [["all", "All statuses"], ["exceeded", "Exceeded"], ["warning", "Warning"], ["ok", "OK"], ["stale", "Stale"], ["nodata", "No readings"]].map(
+    ([v, t]) => h("option", { value: v, selected: prefs.status === v }, t),
+  ));
+  const shown = h("span", { class: "muted", "aria-live": "polite" });
+
+  const headRow = h("tr");
+  const tbody = h("tbody");
+  const empty = h("p", { class: "empty", hidden: true });
+  const table = h("table", { class: "table sites-table" },
+    h("caption", { class: "sr-only" }, "Sites, sortable by each column"), h("thead", {}, headRow), tbody);
+
+  function renderHead() {
+    fill(headRow, COLUMNS.map((col) => {
+      const active = prefs.sort === col.key;
+      const arrow = active ? (prefs.dir === "asc" ? "▲" : "▼") : "↕";
+      return h("th", { scope: "col", class: col.cls || "", "aria-sort": active ? (prefs.dir === "asc" ? "ascending" : "descending") : "none" },
+        h("button", { type: "button", class: "sort", onclick: () => sortBy(col.key) },
+          col.label, h("span", { class: `sort-arrow${active ? " active" : ""}`, "aria-hidden": "true" }, arrow)));
+    }));
+  }
+
+  function sortBy(key) {
+    if (prefs.sort === key) prefs.dir = prefs.dir === "asc" ? "desc" : "asc";
+    else {
+      prefs.sort = key;
+      prefs.dir = key === "name" ? "asc" : "desc";
+    }
+    renderHead();
+    render();
+    headRow.querySelector(`th[aria-sort]:not([aria-sort="none"]) button`)?.focus();
+  }
+
+  function createRow(site) {
+    const link = h("a", { href: `#/sites/${site.id}` });
+    return h("tr", {},
+      h("th", { scope: "row", class: "site-name" }, link, h("span", { class: "muted id" })),
+      h("td", { class: "status-cell" }, statusBadge(site.status)),
+      h("td", { class: "limit-cell" }, limitBar()),
+      h("td", { class: "num lifetime", dataset: { label: "Lifetime" } }),
+      h("td", { class: "fresh-cell" }, freshness()),
+      h("td", { class: "num col-opt readings" }));
+  }
+
+  function updateRow(row, site) {
+    setText(row.querySelector("a"), site.name);
+    setText(row.querySelector(".id"), ` #${site.id}`);
+    updateStatusBadge(row.querySelector(".status-cell .badge"), site.status);
+    updateLimitBar(row.querySelector(".limit"), site);
+    setText(row.querySelector(".lifetime"), mass(site.lifetime_kg));
+    updateFreshness(row.querySelector(".fresh"), site);
+    setText(row.querySelector(".readings"), count(site.reading_count));
+    row.classList.toggle("row-stale", isStale(site));
+    row.dataset.status = site.status;
+  }
+
+  function render() {
+    if (!sites) return;
+    const col = COLUMNS.find((c) => c.key === prefs.sort) || COLUMNS[0];
+    const sign = prefs.dir === "asc" ? 1 : -1;
+    const visible = sites.filter(matches).sort((a, b) => {
+      const va = col.value(a);
+      const vb = col.value(b);
+      return (va < vb ? -1 : va > vb ? 1 : 0) * sign || a.id - b.id;
+    });
+    reconcile(tbody, visible, (s) => s.id, createRow, updateRow);
+    setText(shown, `${count(visible.length)} of ${count(sites.length)} sites`);
+    empty.hidden = visible.length > 0;
+    setText(empty, sites.length === 0
+      ? "No sites yet. Create one with POST /v1/sites, then send readings from the ingest demo."
+      : "No site matches this filter.");
+    table.hidden = visible.length === 0;
+
+    setText(tiles.sites.value, count(sites.length));
+    setText(tiles.exceeded.value, count(sites.filter((s) => s.status === "exceeded").length));
+    setText(tiles.warning.value, count(sites.filter((s) => s.status === "warning").length));
+    const stale = sites.filter((s) => isStale(s)).length;
+    const noData = sites.filter((s) => s.last_reading_at === null).length;
+    setText(tiles.stale.value, count(stale));
+    setText(tiles.stale.sub, `no reading for > ${age(SITE_STALE_S)}${noData ? ` · ${count(noData)} without any` : ""}`);
+    tiles.stale.el.classList.toggle("tile-warning", stale > 0);
+    setText(tiles.ytd.value, mass(sites.reduce((sum, s) => sum + s.year_kg, 0)));
+    setText(tiles.ytd.sub, `lifetime ${mass(sites.reduce((sum, s) => sum + s.lifetime_kg, 0))}`);
+    tiles.exceeded.el.classList.toggle("tile-danger", sites.some((s) => s.status === "exceeded"));
+    tiles.warning.el.classList.toggle("tile-warning", sites.some((s) => s.status === "warning"));
+  }
+
+  renderHead();
+  fill(root,
+    h("div", { class: "page-head" },
+      h("h1", { tabindex: "-1" }, "Sites"),
+      h("p", { class: "muted" }, "Year to date is the current UTC calendar year, against each site's annual limit.")),
+    h("section", { class: "tiles", "aria-label": "Summary" }, Object.values(tiles).map((t) => t.el)),
+    errors.el,
+    h("section", { class: "card", "aria-label": "Site list" },
+      h("div", { class: "toolbar" },
+        h("span", { class: "control" }, h("label", { for: "site-filter" }, "Filter"), search),
+        h("span", { class: "control" }, h("label", { for: "status-filter" }, "Status"), statusSelect),
+        h("span", { class: "spacer" }), shown),
+      h("div", { class: "table-wrap" }, table, empty),
+      h("p", { class: "loading", id: "sites-loading" }, "Loading sites…")));
+
+  async function refresh() {
+    try {
+      sites = await getAll("/v1/sites?limit=500", "after", "next_after");
+      rememberSites(sites);
+      errors.clear();
+      root.querySelector("#sites-loading")?.remove();
+      render();
+    } catch (err) {
+      if (err.name === "Unreachable") throw err;
+      errors.show("Could not load the sites", err);
+    }
+  }
+
+  return { title: "Sites", refresh };
+}

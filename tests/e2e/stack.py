@@ -1,0 +1,197 @@
+"""The API as a real process (`python -m service.cli serve`), and seed data sent through it."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.integration.workers import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ApiProcess:
+    """`emissions serve` on a fixed free port; stop() and start() again keep the same URL."""
+
+    def __init__(self, *, env: Mapping[str, str], log_dir: Path, name: str = "api") -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"{name}.log"
+        self.env = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "LOG_JSON": "true",
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    async def start(self, timeout: float = 30.0) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "service.cli", "serve"],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+        async def healthy() -> bool:
+            if not self.running:
+                raise AssertionError(
+                    f"the API exited ({self.proc and self.proc.poll()}){self.tail()}"
+                )
+            try:
+                async with httpx.AsyncClient(timeout=1.0) as client:
+                    return (await client.get(f"{self.url}/health")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_for(
+            healthy, timeout=timeout, interval=0.1, message="the API never became healthy"
+        )
+
+    async def stop(self, timeout: float = 15.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(self.proc.wait, timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return f"\n--- {self.log_path.name} ---\n" + "\n".join(text)
+
+
+def hours_back(end: datetime, earliest: datetime) -> datetime:
+    """The earliest of end, end - 1 h, end - 2 h, … that is not before `earliest`."""
+    return end - timedelta(hours=(end - earliest) // timedelta(hours=1))
+
+
+def hourly_profile(
+    *, start: datetime, end: datetime, total_kg: float, seed: int
+) -> list[dict[str, Any]]:
+    """One reading per hour in [start, end): a daily and weekly cycle with a slow drift and
+    some noise, scaled so the readings add up to `total_kg` (to the gram)."""
+    hours = int((end - start).total_seconds() // 3600)
+    rng = random.Random(seed)
+    shape = []
+    for i in range(hours):
+        ts = start + timedelta(hours=i)
+        day = 1 + 0.35 * math.sin((ts.hour - 8) / 24 * 2 * math.pi)
+        week = 1 - 0.12 * (ts.weekday() >= 5)
+        drift = 1 + 0.25 * math.sin(i / (24 * 60) + seed)
+        shape.append(day * week * drift * rng.uniform(0.8, 1.2))
+    scale = total_kg / sum(shape) if shape else 0.0
+    return [
+        {"ts": (start + timedelta(hours=i)).isoformat(), "methane_kg": round(w * scale, 3)}
+        for i, w in enumerate(shape)
+    ]
+
+
+class Seeder:
+    """Sites, device keys and batches created through the public API, as an operator and
+    devices would."""
+
+    def __init__(self, client: httpx.AsyncClient, *, admin_token: str) -> None:
+        self.client = client
+        self.admin = {"Authorization": f"Bearer {admin_token}"}
+        self.keys: dict[tuple[int, str], str] = {}
+
+    async def site(self, name: str, limit_kg: float) -> dict[str, Any]:
+        response = await self.client.post(
+            "/v1/sites", json={"name": name, "emission_limit_kg": limit_kg}, headers=self.admin
+        )
+        assert response.status_code == 201, response.text
+        site: dict[str, Any] = response.json()
+        return site
+
+    async def device_key(self, site_id: int, device_id: str) -> str:
+        """A key for this device, allowed to post to this site (created once)."""
+        if (site_id, device_id) not in self.keys:
+            response = await self.client.post(
+                "/v1/devices",
+                json={"device_id": device_id, "site_ids": [site_id], "name": "e2e seed"},
+                headers=self.admin,
+            )
+            assert response.status_code == 201, response.text
+            self.keys[site_id, device_id] = response.json()["key"]
+        return self.keys[site_id, device_id]
+
+    async def send(
+        self,
+        site_id: int,
+        readings: list[dict[str, Any]],
+        *,
+        device_id: str = "sensor-1",
+        batch_size: int = 1000,
+        recent: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Post readings in batches (each with its own key); the receipts, in order. The last
+        `recent` readings go four at a time, as a device posting every few hours would."""
+        receipts = []
+        key = await self.device_key(site_id, device_id)
+        old, new = readings[: len(readings) - recent], readings[len(readings) - recent :]
+        batches = [old[i : i + batch_size] for i in range(0, len(old), batch_size)]
+        batches += [new[i : i + 4] for i in range(0, len(new), 4)]
+        for batch in batches:
+            response = await self.client.post(
+                f"/v1/sites/{site_id}/measurements",
+                json={"device_id": device_id, "measurements": batch},
+                headers={
+                    "Idempotency-Key": f"seed-{uuid.uuid4().hex}",
+                    "Authorization": f"Bearer {key}",
+                },
+            )
+            assert response.status_code == 202, response.text
+            receipts.append(response.json())
+        return receipts
+
+    async def get_site(self, site_id: int) -> dict[str, Any]:
+        response = await self.client.get(f"/v1/sites/{site_id}")
+        assert response.status_code == 200, response.text
+        site: dict[str, Any] = response.json()
+        return site
+
+    async def wait_applied(self, site_id: int, readings: int, timeout: float = 15.0) -> None:
+        """Until the worker has applied `readings` readings of this site."""
+
+        async def done() -> bool:
+            return (await self.get_site(site_id))["reading_count"] >= readings
+
+        await wait_for(done, timeout=timeout, message=f"site {site_id} never reached {readings}")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

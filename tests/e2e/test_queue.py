@@ -1,0 +1,106 @@
+"""The queue page: a poisoned event is dead-lettered, listed with its error, and replayed from
+the page (admin token, dry run first) once the cause is fixed; the site's totals then move."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import asyncpg
+from playwright.async_api import Page, expect
+
+from tests.e2e.conftest import ADMIN_TOKEN, PHONE, shoot
+from tests.e2e.stack import ApiProcess, Seeder, hourly_profile, now
+
+
+async def test_dead_event_is_listed_then_replayed_from_the_page_after_the_fix(
+    page: Page, stack: ApiProcess, seed: Seeder, db: asyncpg.Connection
+) -> None:
+    site = await seed.site("Poisoned Pad 9", 2_000)
+    sid = site["id"]
+    await page.goto(f"{stack.url}/#/queue")
+    await expect(page.get_by_role("heading", name="Queue", level=1)).to_be_visible()
+    await expect(page.locator("#queue-chart canvas")).to_have_count(1)
+    # Break the drain for this site only: every recompute of its hourly buckets fails.
+    await db.execute(
+        f"""
+        CREATE FUNCTION e2e_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.site_id = {sid} THEN RAISE EXCEPTION 'poisoned bucket for site {sid}'; END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER e2e_poison BEFORE INSERT OR UPDATE ON site_hourly
+        FOR EACH ROW EXECUTE FUNCTION e2e_poison();
+        """
+    )
+    try:
+        end = now().replace(minute=0, second=0, microsecond=0)
+        readings = hourly_profile(start=end - timedelta(hours=6), end=end, total_kg=42.0, seed=9)
+        (receipt,) = await seed.send(sid, readings, device_id="sensor-poison")
+        assert receipt["accepted"] == 6
+
+        # It fails twice, backing off, and is dead-lettered: the open page shows it by itself.
+        row = page.locator("table.dead-table tbody tr").filter(has_text="Poisoned Pad 9")
+        await expect(row).to_have_count(1, timeout=20_000)
+        await expect(row.locator(".attempts")).to_have_text("2")
+        await expect(row.locator(".error-text")).to_contain_text(f"poisoned bucket for site {sid}")
+        await expect(page.locator("[data-tile='dead'] .tile-value")).not_to_have_text("0")
+        await page.wait_for_timeout(3_000)  # a few more samples in the live chart
+        await shoot(page, "04-queue")
+        await page.set_viewport_size(PHONE)
+        await shoot(page, "04-queue-phone")
+        await page.set_viewport_size({"width": 1440, "height": 900})
+    finally:
+        await db.execute("DROP TRIGGER IF EXISTS e2e_poison ON site_hourly")
+        await db.execute("DROP FUNCTION IF EXISTS e2e_poison()")
+
+    event_id = (await row.locator(".ev").inner_text()).lstrip("#")
+    dialog = page.get_by_role("dialog")
+
+    # All dead events of the site: asks for the token; a wrong one shows the API's problem.
+    await row.get_by_role("button", name="Replay all dead events of Poisoned Pad 9").click()
+    await expect(dialog.get_by_role("heading")).to_contain_text("all dead events of Poisoned Pad 9")
+    await expect(dialog.get_by_role("button", name="Replay", exact=True)).to_be_disabled()
+    await dialog.get_by_label("Admin token").fill("not-the-token")
+    await dialog.get_by_role("button", name="Dry run").click()
+    await expect(dialog.locator("[data-outcome='error']")).to_contain_text("Unauthorized")
+    await expect(dialog.get_by_role("button", name="Replay", exact=True)).to_be_disabled()
+    await dialog.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    await dialog.get_by_role("button", name="Dry run").click()
+    await expect(dialog.locator("[data-outcome='dry-run']")).to_contain_text(
+        f"1 event would be replayed (#{event_id})"
+    )
+    await dialog.get_by_role("button", name="Close").click()
+
+    # All dead events: the token is remembered for this page; a dry run only.
+    await page.get_by_role("button", name="Replay all 1 dead…").click()
+    await expect(dialog.get_by_label("Admin token")).to_have_value(ADMIN_TOKEN)
+    await dialog.get_by_role("button", name="Dry run").click()
+    await expect(dialog.locator("[data-outcome='dry-run']")).to_contain_text(f"#{event_id}")
+    await dialog.get_by_role("button", name="Close").click()
+
+    # This one event: dry run, then the replay itself.
+    await row.get_by_role("button", name=f"Replay event {event_id}").click()
+    await expect(dialog.get_by_role("heading")).to_have_text(f"Replay event #{event_id}")
+    await dialog.get_by_role("button", name="Dry run").click()
+    await expect(dialog.locator("[data-outcome='dry-run']")).to_contain_text(
+        f"1 event would be replayed (#{event_id})"
+    )
+    await expect(dialog.locator(".audit")).to_contain_text("outbox.replay by dev")
+    await expect(dialog.locator(".audit")).to_contain_text("dry run")
+    assert await db.fetchval("SELECT dead_at IS NOT NULL FROM outbox WHERE id = $1", int(event_id))
+    await shoot(page, "04-queue-replay-dry-run", full_page=False)
+
+    await dialog.get_by_role("button", name="Replay 1 event").click()
+    await expect(dialog.locator("[data-outcome='replayed']")).to_contain_text(
+        f"1 event due again (#{event_id})"
+    )
+    await expect(dialog.locator(".audit")).to_contain_text("outbox.replay by dev")
+    await expect(dialog.locator(".audit")).not_to_contain_text("dry run")
+    await dialog.get_by_role("button", name="Close").click()
+    await expect(row).to_have_count(0)
+
+    # The worker applies it: the site's totals now include the batch.
+    await page.goto(f"{stack.url}/#/sites/{sid}")
+    await expect(page.locator("[data-tile='Readings'] .tile-value")).to_have_text("6")
+    await expect(page.locator("[data-tile='Lifetime'] .tile-value")).to_have_text("42 kg")
+    await expect(page.locator("table.batches-table .state").first).to_have_text("Applied")

@@ -1,0 +1,139 @@
+"""Sites list and site page, on seeded sites, in a real browser."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.async_api import Page, expect
+
+from tests.e2e.conftest import LAPTOP, PHONE, shoot
+from tests.e2e.stack import ApiProcess
+
+STATUS_TEXT = {"ok": "OK", "warning": "Warning", "exceeded": "Exceeded"}
+
+
+def row(page: Page, name: str) -> Any:
+    return page.locator("table.sites-table tbody tr").filter(
+        has=page.get_by_role("link", name=name, exact=True)
+    )
+
+
+async def test_sites_page_lists_seeded_sites_with_status_limit_and_freshness(
+    page: Page, stack: ApiProcess, fleet: dict[str, dict[str, Any]]
+) -> None:
+    await page.goto(f"{stack.url}/")
+    await expect(page).to_have_url(f"{stack.url}/#/sites")
+    await expect(page.get_by_role("heading", name="Sites", level=1)).to_be_visible()
+    for name, site in fleet.items():
+        await expect(row(page, name)).to_have_count(1)
+        await expect(row(page, name).locator(".badge").first).to_have_text(
+            STATUS_TEXT[site["status"]]
+        )
+    # What the seed is built to show: every status, a stale site, a site without readings.
+    statuses = {name: site["status"] for name, site in fleet.items()}
+    assert statuses["Bravo Compressor Station"] == "warning"
+    assert statuses["Eagle Ford Well Pad 3"] == "exceeded"
+    assert statuses["Permian Pad 14"] == "ok"
+    bravo = row(page, "Bravo Compressor Station")
+    # Units: ≥ 1000 kg is shown in tonnes, with the limit beside the year to date.
+    await expect(bravo.locator(".lifetime")).to_have_text(
+        _tonnes(fleet["Bravo Compressor Station"])
+    )
+    await expect(bravo.locator(".limit-text")).to_contain_text("/ 40 t")
+    await expect(bravo.get_by_role("meter")).to_have_attribute(
+        "aria-valuenow", str(round(fleet["Bravo Compressor Station"]["percent_of_limit"]))
+    )
+    stale = row(page, "Delaware Basin Pad 7")
+    await expect(stale).to_have_class("row-stale")
+    await expect(stale.locator(".tag-stale")).to_be_visible()
+    await expect(row(page, "Permian Pad 14").locator(".tag-stale")).to_be_hidden()
+    await expect(row(page, "Haynesville Pad 2").locator("time")).to_have_text("no readings")
+    await expect(page.locator("[data-tile='Exceeded'] .tile-value")).not_to_have_text("0")
+    await shoot(page, "01-sites")
+
+    # Sorted by lifetime, largest first, with a click on the column header (a real button).
+    await page.get_by_role("button", name="Lifetime").click()
+    await expect(page.locator("th[aria-sort='descending']")).to_have_text("Lifetime▼")
+    shown = await page.locator("table.sites-table tbody tr .site-name a").all_inner_texts()
+    by_lifetime = sorted(fleet.values(), key=lambda s: (-s["lifetime_kg"], s["id"]))
+    # Other tests' sites may be listed too; the seeded ones keep their relative order.
+    assert [n for n in shown if n in fleet] == [s["name"] for s in by_lifetime]
+
+    # Filtered by name, then by status.
+    await page.get_by_label("Filter", exact=True).fill("bravo")
+    await expect(page.locator("table.sites-table tbody tr")).to_have_count(1)
+    await page.get_by_label("Filter", exact=True).fill("")
+    await page.get_by_label("Status", exact=True).select_option("exceeded")
+    rows = page.locator("table.sites-table tbody tr")
+    await expect(rows.first).to_be_visible()
+    for status in await rows.evaluate_all("rows => rows.map(r => r.dataset.status)"):
+        assert status == "exceeded"
+    await page.get_by_label("Status", exact=True).select_option("stale")
+    await expect(row(page, "Delaware Basin Pad 7")).to_have_count(1)
+    await expect(row(page, "Permian Pad 14")).to_have_count(0)
+    await page.get_by_label("Status", exact=True).select_option("all")
+
+    await page.set_viewport_size(PHONE)
+    await expect(row(page, "Permian Pad 14")).to_be_visible()
+    await shoot(page, "01-sites-phone")
+    await page.set_viewport_size(LAPTOP)
+    await page.emulate_media(color_scheme="dark")
+    await shoot(page, "01-sites-dark", full_page=False)
+
+
+async def test_site_page_shows_chart_with_limit_line_and_recent_batches(
+    page: Page, stack: ApiProcess, fleet: dict[str, dict[str, Any]]
+) -> None:
+    site = fleet["Bravo Compressor Station"]
+    await page.goto(f"{stack.url}/#/sites")
+    await page.get_by_role("link", name="Bravo Compressor Station", exact=True).click()
+    await expect(page).to_have_url(f"{stack.url}/#/sites/{site['id']}")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Bravo Compressor Station")
+    await expect(page.locator(".head-badge")).to_have_text("Warning")
+
+    chart = page.locator("#site-chart")
+    await expect(chart.locator("canvas")).to_have_count(1)
+    await expect(chart).to_have_attribute("data-mode", "rate")
+    assert 22 <= int(await chart.get_attribute("data-points") or 0) <= 25  # 24 h, hourly
+    await expect(page.locator(".chart-note")).to_contain_text("limit pace")
+    await expect(page.locator(".chart-note")).to_contain_text("/h")
+
+    # The newest batches first: four hourly readings each, from the site's device.
+    batches = page.locator("table.batches-table tbody tr")
+    await expect(batches.nth(6)).to_be_visible()
+    await expect(batches.first.locator(".state")).to_have_text("Applied")
+    await expect(batches.first.locator(".dev")).to_have_text(f"sensor-{site['id']}-a")
+    await expect(batches.first.locator(".acc")).to_have_text("4")
+
+    await page.get_by_role("radio", name="7 d").check()
+    await expect(chart).to_have_attribute("data-points", re.compile(r"^16[6-9]$"))
+    await shoot(page, "02-site-detail")
+    await page.get_by_role("radio", name="Year").check()
+    await expect(chart).to_have_attribute("data-mode", "cumulative")
+    await expect(page.locator(".chart-note")).to_contain_text("annual limit (40 t)")
+    await shoot(page, "02-site-detail-year")
+
+
+async def test_keyboard_reaches_every_page_and_focus_follows_the_page(
+    page: Page, stack: ApiProcess
+) -> None:
+    await page.goto(f"{stack.url}/#/sites")
+    await expect(page.get_by_role("heading", name="Sites", level=1)).to_be_visible()
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    for name in ["Sites", "Queue"]:
+        await page.keyboard.press("Tab")
+        await expect(page.get_by_role("link", name=name, exact=True)).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(f"{stack.url}/#/queue")
+    await expect(page.get_by_role("link", name="Queue", exact=True)).to_have_attribute(
+        "aria-current", "page"
+    )
+    # The new page's heading takes the focus, so a screen reader announces where we are.
+    await expect(page.get_by_role("heading", name="Queue", level=1)).to_be_focused()
+
+
+def _tonnes(site: dict[str, Any]) -> str:
+    t = site["lifetime_kg"] / 1000
+    return f"{t:.3f}".rstrip("0").rstrip(".") + " t"
