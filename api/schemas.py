@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from domain.co2e import Gwp
 from domain.receipts import Conflict, IngestReceipt
 from service.auth import DeviceKey
 from service.sites import SiteView
@@ -110,6 +111,7 @@ class HourOut(Base):
     hour: datetime
     total_kg: float
     readings: int
+    t_co2e: float
 
 
 class HourlySeries(Base):
@@ -117,6 +119,7 @@ class HourlySeries(Base):
     start: datetime = msgspec.field(name="from")
     end: datetime = msgspec.field(name="to")
     hours: list[HourOut]
+    gwp: Gwp
 
 
 class QueueOut(Base):

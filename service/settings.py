@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from domain.co2e import Gwp, GwpVersion, gwp
 from domain.readings import BatchLimits
 
 PositiveInt = Annotated[int, Meta(gt=0)]
@@ -52,6 +53,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     device_rate_per_s: PositiveFloat = 20.0
     device_burst: PositiveFloat = 40.0
     request_timeout_s: PositiveFloat = 10.0
+    gwp_version: GwpVersion = "AR6-fossil"  # methane GWP100 for every CO2e figure
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -73,6 +75,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
             max_future=timedelta(seconds=self.max_future_s),
             earliest=self.earliest_reading,
         )
+
+    @property
+    def gwp(self) -> Gwp:
+        return gwp(self.gwp_version)
 
     @property
     def admin_token_map(self) -> dict[str, str]:

@@ -8,11 +8,13 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from domain.co2e import Gwp, gwp, t_co2e
 from domain.limits import LimitStatus, limit_status, percent_of_limit
 from service import queries
 from service.errors import DuplicateSiteName, SiteNotFound
 
 MAX_ID = 2**63 - 1  # bigint: a larger id cannot exist
+DEFAULT_GWP = gwp("AR6-fossil")
 
 
 class SiteView(msgspec.Struct, frozen=True, kw_only=True):
@@ -32,9 +34,12 @@ class SiteView(msgspec.Struct, frozen=True, kw_only=True):
     reading_count: int
     last_reading_at: datetime | None
     freshness_s: float | None
+    lifetime_t_co2e: float
+    year_t_co2e: float
+    gwp: Gwp
 
 
-def _view(row: asyncpg.Record, now: datetime) -> SiteView:
+def _view(row: asyncpg.Record, now: datetime, factor: Gwp) -> SiteView:
     year_kg, limit = row["year_kg"], row["emission_limit_kg"]
     last = row["last_reading_at"]
     return SiteView(
@@ -52,11 +57,19 @@ def _view(row: asyncpg.Record, now: datetime) -> SiteView:
         reading_count=row["reading_count"],
         last_reading_at=last,
         freshness_s=None if last is None else max(0.0, (now - last).total_seconds()),
+        lifetime_t_co2e=t_co2e(row["lifetime_kg"], factor.factor),
+        year_t_co2e=t_co2e(year_kg, factor.factor),
+        gwp=factor,
     )
 
 
 async def create_site(
-    conn: asyncpg.Connection, *, name: str, emission_limit_kg: float, metadata: dict[str, Any]
+    conn: asyncpg.Connection,
+    *,
+    name: str,
+    emission_limit_kg: float,
+    metadata: dict[str, Any],
+    factor: Gwp = DEFAULT_GWP,
 ) -> SiteView:
     try:
         site_id = await conn.fetchval(
@@ -64,7 +77,7 @@ async def create_site(
         )
     except asyncpg.UniqueViolationError as exc:
         raise DuplicateSiteName(f"a site named {name!r} already exists") from exc
-    return await get_site(conn, site_id=site_id)
+    return await get_site(conn, site_id=site_id, factor=factor)
 
 
 async def update_site(
@@ -74,6 +87,7 @@ async def update_site(
     name: str | None = None,
     emission_limit_kg: float | None = None,
     metadata: dict[str, Any] | None = None,
+    factor: Gwp = DEFAULT_GWP,
 ) -> SiteView:
     if not 0 < site_id <= MAX_ID:
         raise SiteNotFound(f"site {site_id} does not exist")
@@ -85,19 +99,23 @@ async def update_site(
         raise DuplicateSiteName(f"a site named {name!r} already exists") from exc
     if updated is None:
         raise SiteNotFound(f"site {site_id} does not exist")
-    return await get_site(conn, site_id=site_id)
+    return await get_site(conn, site_id=site_id, factor=factor)
 
 
-async def get_site(conn: asyncpg.Connection, *, site_id: int) -> SiteView:
+async def get_site(
+    conn: asyncpg.Connection, *, site_id: int, factor: Gwp = DEFAULT_GWP
+) -> SiteView:
     if not 0 < site_id <= MAX_ID:
         raise SiteNotFound(f"site {site_id} does not exist")
     row = await conn.fetchrow(queries.load("sites")["site_view"], site_id)
     if row is None:
         raise SiteNotFound(f"site {site_id} does not exist")
-    return _view(row, datetime.now(UTC))
+    return _view(row, datetime.now(UTC), factor)
 
 
-async def list_sites(conn: asyncpg.Connection, *, after: int, limit: int) -> list[SiteView]:
+async def list_sites(
+    conn: asyncpg.Connection, *, after: int, limit: int, factor: Gwp = DEFAULT_GWP
+) -> list[SiteView]:
     rows = await conn.fetch(queries.load("sites")["list_sites"], after, limit)
     now = datetime.now(UTC)
-    return [_view(row, now) for row in rows]
+    return [_view(row, now, factor) for row in rows]

@@ -15,7 +15,9 @@ from api.auth import require_admin, require_reader
 from api.decode import body_operation, decode_json
 from api.routes.ops import default_range
 from api.schemas import HourlySeries, HourOut, SiteCreate, SiteOut, SitePage, SitePatch
+from domain.co2e import t_co2e
 from service import db, ops, sites
+from service.settings import Settings
 
 _decode_create = msgspec.json.Decoder(SiteCreate)
 _decode_patch = msgspec.json.Decoder(SitePatch)
@@ -34,7 +36,10 @@ class SitesController(Controller):
         operation_class=body_operation(SiteCreate, "The new site"),
     )
     async def create_site(
-        self, request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
+        self,
+        request: Request[Any, Any, Any],
+        pool: NamedDependency[asyncpg.Pool],
+        settings: NamedDependency[Settings],
     ) -> SiteOut:
         data = await decode_json(request, _decode_create)
         async with db.connection(pool) as conn:
@@ -43,28 +48,33 @@ class SitesController(Controller):
                 name=data.name,
                 emission_limit_kg=data.emission_limit_kg,
                 metadata=data.metadata,
+                factor=settings.gwp,
             )
 
     @get(operation_id="listSites")
     async def list_sites(
         self,
         pool: NamedDependency[asyncpg.Pool],
+        settings: NamedDependency[Settings],
         after: Annotated[
             int, QueryParameter(ge=0, le=2**63 - 1, description="Cursor: last id seen")
         ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> SitePage:
         async with db.connection(pool) as conn:
-            views = await sites.list_sites(conn, after=after, limit=limit)
+            views = await sites.list_sites(conn, after=after, limit=limit, factor=settings.gwp)
         items = list(views)
         return SitePage(items=items, next_after=items[-1].id if len(items) == limit else None)
 
     @get("/{site_id:int}", operation_id="getSite")
     async def get_site(
-        self, site_id: FromPath[int], pool: NamedDependency[asyncpg.Pool]
+        self,
+        site_id: FromPath[int],
+        pool: NamedDependency[asyncpg.Pool],
+        settings: NamedDependency[Settings],
     ) -> SiteOut:
         async with db.connection(pool) as conn:
-            return await sites.get_site(conn, site_id=site_id)
+            return await sites.get_site(conn, site_id=site_id, factor=settings.gwp)
 
     @patch(
         "/{site_id:int}",
@@ -78,17 +88,19 @@ class SitesController(Controller):
         site_id: FromPath[int],
         request: Request[Any, Any, Any],
         pool: NamedDependency[asyncpg.Pool],
+        settings: NamedDependency[Settings],
     ) -> SiteOut:
         data = await decode_json(request, _decode_patch)
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         async with db.connection(pool) as conn:
-            return await sites.update_site(conn, site_id=site_id, **changes)
+            return await sites.update_site(conn, site_id=site_id, factor=settings.gwp, **changes)
 
     @get("/{site_id:int}/hourly", operation_id="getSiteHourly")
     async def hourly(
         self,
         site_id: FromPath[int],
         pool: NamedDependency[asyncpg.Pool],
+        settings: NamedDependency[Settings],
         start: Annotated[datetime | None, QueryParameter(name="from")] = None,
         end: Annotated[datetime | None, QueryParameter(name="to")] = None,
     ) -> HourlySeries:
@@ -97,6 +109,6 @@ class SitesController(Controller):
         async with db.connection(pool) as conn:
             await sites.get_site(conn, site_id=site_id)  # 404 for an unknown site
             rows = await ops.hourly(conn, site_id=site_id, start=start, end=end)
-        return HourlySeries(
-            site_id=site_id, start=start, end=end, hours=[HourOut(**dict(r)) for r in rows]
-        )
+        factor = settings.gwp
+        hours = [HourOut(**dict(r), t_co2e=t_co2e(r["total_kg"], factor.factor)) for r in rows]
+        return HourlySeries(site_id=site_id, start=start, end=end, hours=hours, gwp=factor)

@@ -27,6 +27,9 @@ SITE_FIELDS = {
     "reading_count",
     "last_reading_at",
     "freshness_s",
+    "lifetime_t_co2e",
+    "year_t_co2e",
+    "gwp",
 }
 
 
@@ -484,3 +487,18 @@ async def test_query_parameter_error_pointer_names_the_source_plainly(
     response = await client.get("/v1/sites", params={"limit": 0})
     body = assert_problem(response, 400, "/problems/bad-request")
     assert [e["pointer"] for e in body["errors"]] == ["query:limit"]
+
+
+async def test_totals_come_with_co2e_and_the_factor_used(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    created = (await client.post("/v1/sites", json={"name": "co2e", "emission_limit_kg": 5})).json()
+    assert created["gwp"] == {"version": "AR6-fossil", "factor": 29.8}
+    assert created["lifetime_t_co2e"] == 0.0
+    await conn.execute(
+        "INSERT INTO site_totals (site_id, lifetime_kg, year, year_kg, readings) "
+        "VALUES ($1, 1000, extract(year FROM now())::int, 500, 3)",
+        created["id"],
+    )
+    view = (await client.get(f"/v1/sites/{created['id']}")).json()
+    assert (view["lifetime_t_co2e"], view["year_t_co2e"]) == (29.8, 14.9)

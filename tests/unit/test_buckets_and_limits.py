@@ -105,3 +105,12 @@ def test_classify_compares_floats_exactly() -> None:
     duplicates, conflicts = classify([(t0, 0.1 + 0.2, 0.3)])
     assert duplicates == 0
     assert conflicts == [Conflict(ts=t0, stored_methane_kg=0.3, received_methane_kg=0.1 + 0.2)]
+
+
+def test_co2e_uses_the_versioned_gwp100_factors() -> None:
+    from domain.co2e import GWP100, gwp, t_co2e
+
+    assert GWP100 == {"AR6-fossil": 29.8, "AR6-non-fossil": 27.0, "AR5": 28.0, "AR4": 25.0}
+    assert t_co2e(1000.0, gwp("AR6-fossil").factor) == 29.8
+    assert t_co2e(1000.0, gwp("AR4").factor) == 25.0
+    assert t_co2e(1.5, 27.0) == 0.0405
