@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import msgspec
@@ -69,7 +69,15 @@ async def record_batch(
     ordered = sorted(readings, key=lambda r: r.ts)
     try:
         return await _record(
-            conn, site_id, device_id, key, ordered, fingerprint, request_id, retention, fast=True
+            conn,
+            site_id,
+            device_id,
+            key,
+            ordered,
+            fingerprint,
+            request_id,
+            retention,
+            fast=bool(ordered),
         )
     except _Overlap:
         return await _record(
@@ -96,53 +104,58 @@ async def _record(
 ) -> Outcome:
     q = queries.load("ingest")
     scope = f"{site_id}/{device_id}"
+    batch_id = uuid4()
+    stamps = _array_literal([r.ts for r in ordered])
+    kgs = _array_literal([r.methane_kg for r in ordered])
     async with conn.transaction():
         if not await conn.fetchval(q["try_lock_key"], _lock_id(scope, key)):
             raise KeyInFlight()
-        found = await conn.fetchrow(q["find_request"], scope, key, site_id)
-        assert found is not None  # the query always returns one row
+        if fast:
+            # The answer if everything is new; the statement stores it only if so.
+            receipt = _receipt(batch_id, site_id, device_id, len(ordered), [])
+            body = _encode(receipt)
+            try:
+                found = await conn.fetchrow(
+                    q["record_new_batch"],
+                    scope,
+                    key,
+                    site_id,
+                    stamps,
+                    kgs,
+                    device_id,
+                    batch_id,
+                    request_id,
+                    ordered[0].ts,
+                    ordered[-1].ts,
+                    fingerprint,
+                    ACCEPTED,
+                    body,
+                    retention,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise _Overlap() from exc  # leaving the block rolls the transaction back
+        else:
+            found = await conn.fetchrow(q["find_request"], scope, key, site_id)
+        assert found is not None  # both queries always return one row
         if found["fingerprint"] is not None and not found["expired"]:
             if found["fingerprint"] != fingerprint:
                 raise KeyReused()
             return Outcome(found["status_code"], found["response_body"], replayed=True)
         if not found["site_exists"]:
             raise SiteNotFound(f"site {site_id} does not exist")
-        batch_id = uuid4()
-        args = (
-            site_id,
-            _array_literal([r.ts for r in ordered]),
-            _array_literal([r.methane_kg for r in ordered]),
-            device_id,
-            batch_id,
-            request_id,
+        if fast and found["fast"]:
+            if found["saved"] != 1:  # the lock and lookup make this unreachable
+                raise ServiceError("idempotency record was not written")
+            return Outcome(
+                ACCEPTED, body, replayed=False, receipt=receipt, event_id=found["event_id"]
+            )
+        # Careful path: some window of the batch may be stored already.
+        row = await conn.fetchrow(
+            q["insert_readings"], site_id, stamps, kgs, device_id, batch_id, request_id
         )
-        row = None
-        if fast:
-            try:
-                row = await conn.fetchrow(
-                    q["insert_new_readings"], *args, ordered[0].ts, ordered[-1].ts
-                )
-            except asyncpg.UniqueViolationError as exc:
-                raise _Overlap() from exc  # leaving the block rolls the transaction back
-            assert row is not None  # a SELECT without FROM returns one row
-        if row is not None and not row["overlap"]:
-            accepted, event_id = len(ordered), row["event_id"]
-            duplicates, conflicts = classify([])  # all new
-        else:
-            row = await conn.fetchrow(q["insert_readings"], *args)
-            assert row is not None  # an aggregate without GROUP BY returns one row
-            accepted, event_id = row["accepted"], row["event_id"]
-            others = await _stored_values(conn, q["stored_values"], site_id, row)
-            duplicates, conflicts = classify(others)
-        receipt = IngestReceipt(
-            batch_id=batch_id,
-            site_id=site_id,
-            device_id=device_id,
-            received=len(ordered),
-            accepted=accepted,
-            duplicates=duplicates,
-            conflicts=conflicts,
-        )
+        assert row is not None  # an aggregate without GROUP BY returns one row
+        others = await _stored_values(conn, q["stored_values"], site_id, row)
+        receipt = _receipt(batch_id, site_id, device_id, len(ordered), others, row["accepted"])
         body = _encode(receipt)
         saved = await conn.execute(
             q["save_request"],
@@ -157,7 +170,27 @@ async def _record(
         )
         if saved != "INSERT 0 1":  # the lock and lookup above make this unreachable
             raise ServiceError("idempotency record was not written")
-    return Outcome(ACCEPTED, body, replayed=False, receipt=receipt, event_id=event_id)
+    return Outcome(ACCEPTED, body, replayed=False, receipt=receipt, event_id=row["event_id"])
+
+
+def _receipt(
+    batch_id: UUID,
+    site_id: int,
+    device_id: str,
+    received: int,
+    others: list[tuple[datetime, float, float]],
+    accepted: int | None = None,
+) -> IngestReceipt:
+    duplicates, conflicts = classify(others)
+    return IngestReceipt(
+        batch_id=batch_id,
+        site_id=site_id,
+        device_id=device_id,
+        received=received,
+        accepted=received if accepted is None else accepted,
+        duplicates=duplicates,
+        conflicts=conflicts,
+    )
 
 
 async def _stored_values(

@@ -9,41 +9,67 @@ SELECT EXISTS (SELECT 1 FROM sites WHERE id = $3) AS site_exists,
 FROM (SELECT 1) AS one
 LEFT JOIN ingest_requests AS r ON r.scope = $1 AND r.key = $2;
 
--- name: insert_new_readings
--- Fast path: when no stored reading of the site lies within the batch's span, plain inserts
--- (no per-row conflict check) and the outbox event; otherwise nothing, and overlap is true.
--- $2/$3 are array literals in text ('{...}'): parsing them costs less than binary arrays'
--- per-element encoding. A window that another transaction stores meanwhile raises
--- unique_violation (after waiting for it), and the caller retries on the careful path.
-WITH overlap AS (
-    SELECT EXISTS (
-        SELECT 1 FROM measurements WHERE site_id = $1 AND ts >= $7 AND ts <= $8
-    ) AS found
+-- name: record_new_batch
+-- Fast path, in one round trip: the key's stored request and the site (as find_request); then,
+-- for a new key, a known site and no stored reading within the batch's span (the usual case),
+-- plain inserts of every reading (no per-row conflict check), the outbox event, and the
+-- answer under the key ($13, built before: everything new, nothing duplicate). Otherwise it
+-- writes nothing and `fast` is false. $4/$5 are array literals in text ('{...}'): parsing them
+-- costs less than binary arrays' per-element encoding. A window that another transaction
+-- stores meanwhile raises unique_violation (after waiting for it): the caller starts over on
+-- the careful path.
+WITH found AS (
+    SELECT EXISTS (SELECT 1 FROM sites WHERE id = $3) AS site_exists,
+           r.fingerprint, r.status_code, r.response_body, r.expires_at <= now() AS expired
+    FROM (SELECT 1) AS one
+    LEFT JOIN ingest_requests AS r ON r.scope = $1 AND r.key = $2
+), go AS (
+    SELECT f.site_exists AND (f.fingerprint IS NULL OR f.expired) AND NOT EXISTS (
+        SELECT 1 FROM measurements WHERE site_id = $3 AND ts >= $9 AND ts <= $10
+    ) AS fast
+    FROM found AS f
 ), input AS (
-    SELECT t.ts, t.kg FROM unnest($2::text::timestamptz[], $3::text::float8[]) AS t (ts, kg)
-    WHERE NOT (SELECT found FROM overlap)
+    SELECT t.ts, t.kg FROM unnest($4::text::timestamptz[], $5::text::float8[]) AS t (ts, kg)
+    WHERE (SELECT fast FROM go)
 ), inserted AS (
     INSERT INTO measurements (site_id, ts, methane_kg, device_id, batch_id)
-    SELECT $1, ts, kg, $4, $5 FROM input ORDER BY ts
+    SELECT $3, ts, kg, $6, $7 FROM input ORDER BY ts
 ), event AS (
     INSERT INTO outbox (event_type, site_id, payload)
-    SELECT 'measurements.accepted', $1, jsonb_build_object(
-        'batch_id', $5::uuid,
-        'request_id', $6::text,
-        'device_id', $4::text,
+    SELECT 'measurements.accepted', $3, jsonb_build_object(
+        'batch_id', $7::uuid,
+        'request_id', $8::text,
+        'device_id', $6::text,
         'accepted', count(*),
-        'first_ts', $7::timestamptz,
-        'last_ts', $8::timestamptz,
+        'first_ts', $9::timestamptz,
+        'last_ts', $10::timestamptz,
         'hours', jsonb_agg(DISTINCT date_trunc('hour', ts, 'UTC')))
     FROM input
     HAVING count(*) > 0
     RETURNING id
+), saved AS (
+    INSERT INTO ingest_requests
+        (scope, key, fingerprint, site_id, batch_id, status_code, response_body, expires_at)
+    SELECT $1, $2, $11, $3, $7, $12, $13, now() + $14::interval
+    WHERE (SELECT fast FROM go)
+    ON CONFLICT (scope, key) DO UPDATE
+    SET fingerprint = excluded.fingerprint, site_id = excluded.site_id,
+        batch_id = excluded.batch_id, status_code = excluded.status_code,
+        response_body = excluded.response_body, created_at = now(),
+        expires_at = excluded.expires_at
+    WHERE ingest_requests.expires_at <= now()
+    RETURNING 1
 )
-SELECT (SELECT found FROM overlap) AS overlap, (SELECT id FROM event) AS event_id;
+SELECT f.site_exists, f.fingerprint, f.status_code, f.response_body, f.expired,
+       (SELECT fast FROM go) AS fast,
+       (SELECT id FROM event) AS event_id,
+       (SELECT count(*) FROM saved) AS saved
+FROM found AS f;
 
 -- name: insert_readings
 -- Careful path: insert what is new, skipping stored windows; write the outbox event when
 -- anything was new; list the rest (duplicates and conflicts) with their stored values.
+-- $2/$3 as in record_new_batch.
 WITH input AS (
     SELECT t.ts, t.kg FROM unnest($2::text::timestamptz[], $3::text::float8[]) AS t (ts, kg)
 ), inserted AS (

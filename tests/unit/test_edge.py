@@ -167,7 +167,7 @@ def test_load_returns_every_named_ingest_query() -> None:
     assert list(q) == [
         "try_lock_key",
         "find_request",
-        "insert_new_readings",
+        "record_new_batch",
         "insert_readings",
         "stored_values",
         "save_request",
