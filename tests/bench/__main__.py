@@ -1,0 +1,530 @@
+"""`python -m tests.bench [--quick] [--json PATH]`: see docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from tests.bench import phases, report, stack
+from tests.bench.batches import Timeline
+from tests.bench.history import build_history
+from tests.bench.phases import Row
+from tests.bench.stack import ApiProcess, CpuMeter, Services
+from tests.integration.workers import WorkerProcess
+
+ALL_PHASES = ("ceiling", "e2e", "latency", "drain", "small", "lag", "growth")
+
+
+@dataclass(frozen=True)
+class Config:
+    quick: bool
+    sites: int
+    clients: int
+    size: int
+    warmup_s: float
+    phase_s: float
+    lag_s: float
+    growth_levels: tuple[int, ...]
+    growth_batches: int
+    rounds: int
+    phases: tuple[str, ...]
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Config:
+        full = not args.quick
+        return cls(
+            quick=args.quick,
+            sites=args.sites,
+            clients=args.clients,
+            size=500,
+            warmup_s=3.0 if full else 1.0,
+            phase_s=15.0 if full else 5.0,
+            lag_s=20.0 if full else 8.0,
+            growth_levels=(0, 1_000_000, 10_000_000) if full else (0, 100_000, 1_000_000),
+            growth_batches=3000 if full else 600,
+            rounds=2 if full else 1,
+            phases=tuple(args.only or ALL_PHASES),
+        )
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, cfg: Config, services: Services) -> None:
+        self.cfg = cfg
+        self.services = services
+        self.rows: list[Row] = []
+        self.api_rss: list[float] = []
+        self.worker_rss: list[float] = []
+        self.workers = 0
+
+    # ----------------------------------------------------------------- processes
+
+    async def api(self, url: str, procs: int) -> ApiProcess:
+        log(f"starting the API ({procs} process{'es' * (procs > 1)})")
+        return await ApiProcess(self.services, url, workers=procs).ready()
+
+    def stop_api(self, api: ApiProcess) -> None:
+        self.api_rss += [stack.peak_rss_mb(pid) for pid in api.pids()]
+        api.stop()
+
+    async def worker(self, url: str) -> WorkerProcess:
+        self.workers += 1
+        return await stack.start_worker(self.services, url, f"bench-worker-{self.workers}")
+
+    async def stop_worker(self, worker: WorkerProcess) -> None:
+        self.worker_rss.append(stack.peak_rss_mb(worker.pid))
+        await worker.terminate()
+
+    def add(self, row: Row, api: ApiProcess | None = None) -> Row:
+        self.rows.append(row)
+        return self.show(self.rss(row, api))
+
+    def rss(self, row: Row, api: ApiProcess | None) -> Row:
+        """The API processes' resident set right after the phase (VmRSS, largest process)."""
+        if api is not None:
+            row.extra["api_rss_mb"] = round(max(stack.rss_mb(pid) for pid in api.pids()), 1)
+        return row
+
+    def show(self, row: Row) -> Row:
+        log(
+            f"{row.section} / {row.case}: {report._num(row.batches_per_s)} batches/s, "
+            f"p50 {report._num(row.p50_ms, 1)} ms, p99 {report._num(row.p99_ms, 1)} ms "
+            f"{report._note(row)}"
+        )
+        return row
+
+    # ----------------------------------------------------------------- the run
+
+    async def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        start = stack.now()
+        url, sites, keys = await stack.prepare_database(
+            self.services, "bench_main", sites=cfg.sites, start=start
+        )
+        postmaster = await stack.postmaster_pid(url)
+        timeline = Timeline(sites, start=start, tag=f"bench-{int(start.timestamp())}")
+        meter = lambda **groups: CpuMeter({"client": [os.getpid()], **groups}, postmaster)  # noqa: E731
+        base = dict(size=cfg.size, warmup_s=cfg.warmup_s, duration_s=cfg.phase_s)
+
+        # Ceiling and end to end alternate, round after round, and each keeps its best round:
+        # other load on the machine only ever takes throughput away, so the best round is the
+        # least disturbed estimate, and alternating exposes both to the same spells of noise.
+        tried: dict[tuple[str, str], list[Row]] = {}
+        for round_no in range(cfg.rounds):
+            if "ceiling" in cfg.phases:
+                for n in (1, 4):
+                    log(f"round {round_no + 1}: DB ceiling, {n} connection(s)")
+                    row = await phases.ceiling(
+                        url, timeline, connections=n, estimate_per_s=500, meter=meter(), **base
+                    )
+                    tried.setdefault((row.section, row.case), []).append(self.show(row))
+            if "e2e" in cfg.phases:
+                for procs in (1, 2):
+                    api = await self.api(url, procs)
+                    try:
+                        row = await phases.http_max(
+                            api,
+                            timeline,
+                            keys,
+                            section="end to end",
+                            case=f"{procs} API proc{'s' * (procs > 1)}, {cfg.clients} clients",
+                            clients=cfg.clients,
+                            estimate_per_s=500,
+                            meter=meter(api=api.pids()),
+                            **base,
+                        )
+                        self.rss(row, api)
+                    finally:
+                        self.stop_api(api)
+                    row.extra["procs"] = procs
+                    tried.setdefault((row.section, row.case), []).append(self.show(row))
+        bests = []
+        for rounds in tried.values():
+            top = max(rounds, key=lambda r: r.batches_per_s or 0)
+            if len(rounds) > 1:
+                top.extra["rounds_per_s"] = [round(r.batches_per_s or 0) for r in rounds]
+            bests.append(top)
+        ceilings = [r for r in bests if r.section == "db ceiling"]
+        e2e = [r for r in bests if r.section == "end to end"]
+        ceiling = max((r.batches_per_s or 0 for r in ceilings), default=None)
+        best: tuple[float, int] = (0.0, 1)
+        for row in bests:
+            self.rows.append(row)
+            if row in e2e:
+                if ceiling:
+                    row.ratio = (row.batches_per_s or 0) / ceiling
+                best = max(best, (row.batches_per_s or 0, row.extra.pop("procs")))
+        max_rate, procs = best
+        if not max_rate:
+            max_rate = 0.75 * (ceiling or 400)
+
+        api = await self.api(url, procs)
+        try:
+            await self._ingest_rows(url, api, timeline, keys, max_rate, procs, meter)
+        finally:
+            self.stop_api(api)
+
+        growth: list[Row] = []
+        if "growth" in cfg.phases:
+            growth = await self._growth(start, procs)
+        after = {
+            f"{r.section} / {r.case}": r.extra["api_rss_mb"]
+            for r in self.rows
+            if "api_rss_mb" in r.extra
+        }
+        rss = Row(
+            "memory",
+            "peak RSS (VmHWM), MB",
+            extra={
+                "api_max_mb": round(max(self.api_rss, default=float("nan")), 1),
+                "worker_max_mb": round(max(self.worker_rss, default=float("nan")), 1),
+                "api_rss_after_phase_mb": after,
+            },
+        )
+        self.add(rss)
+        return {
+            "ceiling": ceiling,
+            "max_rate": max_rate,
+            "best_procs": procs,
+            "e2e": e2e,
+            "growth": growth,
+            "consistent": self.consistent,
+        }
+
+    async def _ingest_rows(
+        self,
+        url: str,
+        api: ApiProcess,
+        timeline: Timeline,
+        keys: dict[int, str],
+        max_rate: float,
+        procs: int,
+        meter: Any,
+    ) -> None:
+        cfg = self.cfg
+        base = dict(size=cfg.size, warmup_s=cfg.warmup_s, duration_s=cfg.phase_s)
+        label = f"{procs} API proc{'s' * (procs > 1)}"
+        if "latency" in cfg.phases:
+            await phases.warm(api, timeline, keys, clients=cfg.clients, seconds=2.0)
+            log("latency at 50% load")
+            self.add(
+                await phases.http_rate(
+                    api,
+                    timeline,
+                    keys,
+                    section="latency",
+                    case=f"50% of max ({0.5 * max_rate:.0f}/s), {label}",
+                    rate_per_s=0.5 * max_rate,
+                    meter=meter(api=api.pids()),
+                    **base,
+                ),
+                api,
+            )
+        drain_timeout = 600.0
+        if "drain" in cfg.phases:
+            log("drain of the backlog so far")
+            row, worker = await phases.drain_backlog(
+                url,
+                lambda: self.worker(url),
+                case=f"backlog of {cfg.size}-reading batches",
+                meter=meter(api=api.pids()),
+                timeout_s=drain_timeout,
+            )
+            self.add(row)
+            await self.stop_worker(worker)
+        if "small" in cfg.phases:
+            for size in (1, 10):
+                log(f"small batches: {size} reading(s)")
+                self.add(
+                    await phases.http_max(
+                        api,
+                        timeline,
+                        keys,
+                        section="small batches",
+                        case=f"{size} reading{'s' * (size > 1)}, {label}, {cfg.clients} clients",
+                        size=size,
+                        clients=cfg.clients,
+                        warmup_s=cfg.warmup_s,
+                        duration_s=cfg.phase_s,
+                        estimate_per_s=2000,
+                        meter=meter(api=api.pids()),
+                    ),
+                    api,
+                )
+            if "drain" in cfg.phases:
+                log("drain of the small-batch backlog")
+                row, worker = await phases.drain_backlog(
+                    url,
+                    lambda: self.worker(url),
+                    case="backlog of 1- and 10-reading batches",
+                    meter=meter(api=api.pids()),
+                    timeout_s=drain_timeout,
+                )
+                self.add(row)
+                await self.stop_worker(worker)
+        worker = await self.worker(url)
+        try:
+            if "lag" in cfg.phases:
+                log("max ingest with the worker draining alongside")
+                row = await phases.http_max(
+                    api,
+                    timeline,
+                    keys,
+                    section="end to end",
+                    case=f"{label}, worker draining, {cfg.clients} clients",
+                    clients=cfg.clients,
+                    estimate_per_s=500,
+                    meter=meter(api=api.pids(), worker=[worker.pid]),
+                    **base,
+                )
+                row.extra["drained_s_after_load"] = await phases.drained_after(url)
+                self.add(row, api)
+                for share in (0.5, 0.9):
+                    log(f"lag at {share:.0%} load")
+                    self.add(
+                        await phases.lag_at_rate(
+                            api,
+                            url,
+                            timeline,
+                            keys,
+                            case=f"{share:.0%} of max ({share * max_rate:.0f}/s), {label}",
+                            size=cfg.size,
+                            rate_per_s=share * max_rate,
+                            warmup_s=cfg.warmup_s,
+                            duration_s=cfg.lag_s,
+                            meter=meter(api=api.pids(), worker=[worker.pid]),
+                            drain_timeout_s=drain_timeout,
+                        ),
+                        api,
+                    )
+            self.consistent = await self._consistent(url)
+        finally:
+            await self.stop_worker(worker)
+
+    consistent: bool | None = None
+
+    async def _consistent(self, url: str) -> bool:
+        """Every stored reading counted once in the totals, once the outbox is empty."""
+        import asyncpg
+
+        conn = await asyncpg.connect(url)
+        try:
+            await phases.wait_drained(conn, timeout_s=600)
+            stored = await conn.fetchval("SELECT count(*) FROM measurements")
+            counted = await conn.fetchval("SELECT coalesce(sum(readings), 0) FROM site_totals")
+        finally:
+            await conn.close()
+        log(f"consistency: {stored} readings stored, {counted} counted in totals")
+        return bool(stored == counted)
+
+    async def _growth(self, start: Any, procs: int) -> list[Row]:
+        cfg = self.cfg
+        rows: list[Row] = []
+        for level in cfg.growth_levels:
+            name = f"bench_growth_{level}"
+            log(f"growth: {level:,} stored readings (building history)")
+            url, sites, keys = await stack.prepare_database(
+                self.services, name, sites=cfg.sites, start=start
+            )
+            t0 = time.perf_counter()
+            await build_history(url, sites, level, end=start - stack.RECENT)
+            built_s = time.perf_counter() - t0
+            postmaster = await stack.postmaster_pid(url)
+            timeline = Timeline(sites, start=start, tag=f"growth-{level}")
+            api = await self.api(url, 1)
+            worker = await self.worker(url)
+            try:
+                common = dict(size=cfg.size, clients=cfg.clients, drain_timeout_s=600.0)
+                groups = {"client": [os.getpid()], "api": api.pids(), "worker": [worker.pid]}
+                # Warm the processes and caches first; the measured round starts drained.
+                await phases.ingest_and_drain(
+                    api,
+                    url,
+                    timeline,
+                    keys,
+                    batches=max(50, cfg.growth_batches // 10),
+                    meter=CpuMeter(groups, postmaster),
+                    **common,
+                )
+                log(f"growth: {level:,} stored readings (measuring)")
+                got = await phases.ingest_and_drain(
+                    api,
+                    url,
+                    timeline,
+                    keys,
+                    batches=cfg.growth_batches,
+                    meter=CpuMeter(groups, postmaster),
+                    **common,
+                )
+            finally:
+                self.stop_api(api)
+                await self.stop_worker(worker)
+                await stack.drop_database(self.services, name)
+            row = Row(
+                "growth",
+                f"{level:,} readings stored",
+                batches_per_s=got["batches"] / got["total_s"],
+                readings_per_s=got["batches"] * cfg.size / got["total_s"],
+                p50_ms=got["ingest_p50_ms"],
+                p99_ms=got["ingest_p99_ms"],
+                cpu=got["cpu"],
+                extra={
+                    "ms_per_batch": round(got["ms_per_batch"], 3),
+                    "ingest_s": round(got["ingest_s"], 2),
+                    "drained_s": round(got["total_s"], 2),
+                    "history_built_s": round(built_s, 1),
+                },
+            )
+            if got["errors"]:
+                row.extra["errors"] = got["errors"]
+            if rows:
+                row.ratio = got["ms_per_batch"] / rows[0].extra["ms_per_batch"]
+                row.extra["cost_vs_0"] = round(row.ratio, 3)
+            rows.append(self.add(row))
+        return rows
+
+
+def targets(summary: dict[str, Any], rows: list[Row]) -> list[dict[str, Any]]:
+    found = []
+
+    def pick(section: str, prefix: str = "") -> list[Row]:
+        return [r for r in rows if r.section == section and r.case.startswith(prefix)]
+
+    e2e = [r for r in pick("end to end") if r.ratio is not None]
+    ceilings = pick("db ceiling")
+    if e2e and ceilings:
+        best = max(e2e, key=lambda r: r.ratio or 0)
+        top = max(ceilings, key=lambda r: r.batches_per_s or 0)
+        cheapest = min(e2e, key=lambda r: r.cpu_ms or 1e9)
+        cpu = (top.cpu_ms or 0) / (cheapest.cpu_ms or 1e9)
+        found.append(
+            {
+                "target": "end-to-end ingest >= 0.75 of the DB ceiling",
+                "measured": f"{best.ratio:.2f} in batches/s; {cpu:.2f} in CPU per batch "
+                f"({top.cpu_ms:.2f} ms without HTTP, {cheapest.cpu_ms:.2f} ms with)",
+                "met": (best.ratio or 0) >= 0.75,
+            }
+        )
+    for r in pick("latency"):
+        found.append(
+            {
+                "target": "p99 < 50 ms at 50% load",
+                "measured": f"p99 {r.p99_ms:.1f} ms",
+                "met": (r.p99_ms or 1e9) < 50,
+            }
+        )
+    drains = pick("drain", "backlog of 500")
+    if drains and summary.get("max_rate"):
+        rate = drains[0].batches_per_s or 0
+        found.append(
+            {
+                "target": "drain keeps up with max ingest",
+                "measured": f"{rate:.0f} events/s vs max ingest "
+                f"{summary['max_rate']:.0f} batches/s",
+                "met": rate >= summary["max_rate"],
+            }
+        )
+    for r in pick("lag", "50%"):
+        p99 = r.extra.get("lag_p99_ms", float("nan"))
+        found.append(
+            {"target": "p99 lag < 1 s at 50% load", "measured": f"{p99:.0f} ms", "met": p99 < 1000}
+        )
+    growth = summary.get("growth") or []
+    if len(growth) > 1:
+        first, last = growth[0], growth[-1]
+        cpu = (last.cpu_ms or 0) / (first.cpu_ms or 1e9)
+        found.append(
+            {
+                "target": f"per-batch cost with {last.case} within 20% of none",
+                "measured": f"{last.ratio:.2f}x in wall time per batch, "
+                f"{cpu:.2f}x in CPU per batch",
+                "met": (last.ratio or 9) <= 1.2,
+            }
+        )
+    for r in pick("memory"):
+        mb = r.extra.get("api_max_mb", float("nan"))
+        after = r.extra.get("api_rss_after_phase_mb", {})
+        worst = max(after, key=after.get, default=None)
+        where = f"; largest after a phase: {after[worst]:.0f} MB after {worst}" if worst else ""
+        found.append(
+            {
+                "target": "API RSS < 200 MB under load",
+                "measured": f"peak {mb:.0f} MB{where}",
+                "met": mb < 200,
+            }
+        )
+    if summary.get("consistent") is not None:
+        found.append(
+            {
+                "target": "totals equal stored readings after the run",
+                "measured": str(summary["consistent"]),
+                "met": bool(summary["consistent"]),
+            }
+        )
+    return found
+
+
+async def main(args: argparse.Namespace) -> int:
+    cfg = Config.from_args(args)
+    t0 = time.perf_counter()
+    logs = Path(args.logs)
+    for stale in [*logs.glob("api-*.log"), *logs.glob("bench-worker-*.log")]:
+        stale.unlink()  # the previous run's
+    idle = CpuMeter({}).start()
+    await asyncio.sleep(2)
+    background = idle.stop()["other"]
+    log(f"other load on the machine before the run: {background:.2f} cores")
+    log(f"starting PostgreSQL (defaults, fsync on) and Redis; logs in {logs}")
+    services = await asyncio.to_thread(Services.start, logs)
+    try:
+        version, pg = await report.pg_settings(services.pg.url)
+        bench = Bench(cfg, services)
+        summary = await bench.run()
+    finally:
+        await asyncio.to_thread(services.close)
+    elapsed = time.perf_counter() - t0
+    rows = bench.rows
+    found = targets(summary, rows)
+    payload = {
+        "command": "python -m tests.bench " + " ".join(sys.argv[1:]),
+        "elapsed_s": round(elapsed, 1),
+        "machine": report.machine(version),
+        "postgres_settings": pg,
+        "config": {k: v for k, v in vars(cfg).items()},
+        "other_load_before_cores": background,
+        "summary": {k: v for k, v in summary.items() if k not in ("e2e", "growth")},
+        "targets": found,
+    }
+    print(report.table(rows))
+    print("\ntargets:\n" + report.targets_text(found))
+    print(f"\nmachine: {payload['machine']}\npostgres: {pg}")
+    print(f"other load before the run: {background:.2f} cores; elapsed: {elapsed:.0f} s")
+    report.write_json(Path(args.json), payload, rows)
+    log(f"wrote {args.json}")
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="CI-sized: short phases, 0/100k/1M")
+    parser.add_argument("--json", default="artifacts/bench.json", help="where to write the JSON")
+    parser.add_argument("--logs", default="artifacts/bench-logs", help="server and process logs")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
+    parser.add_argument("--sites", type=int, default=1000, help="sites (one device each)")
+    parser.add_argument("--only", nargs="+", choices=ALL_PHASES, help="run only these phases")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(uvloop.run(main(parse_args())))

@@ -1,0 +1,340 @@
+"""What the bench runs against: its own Postgres (defaults, fsync on) and Redis, databases
+prepared for it, API and worker processes, and the CPU and memory those processes use."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+
+from service import db, migrate
+from tests.bench.batches import device_of
+from tests.harness.services import PostgresServer, RedisServer, start_postgres, start_redis
+from tests.integration.workers import ROOT, WorkerProcess
+
+# Windows the bench writes lie within this span before the run's start; history is older.
+RECENT = timedelta(days=30)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Services:
+    pg: PostgresServer
+    redis: RedisServer
+    log_dir: Path
+
+    @classmethod
+    def start(cls, log_dir: Path) -> Services:
+        # The bench's own local servers: never the suite's shared ones (their settings are
+        # unknown) nor containers (their networking would be in the numbers).
+        log_dir.mkdir(parents=True, exist_ok=True)
+        return cls(start_postgres(durable=True, local=True), start_redis(local=True), log_dir)
+
+    def close(self) -> None:
+        # Keep the server's log (checkpoints, autovacuum) beside the bench's own logs.
+        pg_log = getattr(getattr(self.pg, "_control", None), "log", None)
+        if isinstance(pg_log, Path) and pg_log.exists():
+            shutil.copyfile(pg_log, self.log_dir / "postgres.log")
+        self.pg.close()
+        self.redis.close()
+
+
+async def prepare_database(
+    services: Services, name: str, *, sites: int, start: datetime
+) -> tuple[str, list[int], dict[int, str]]:
+    """A migrated database with monthly partitions for every window the bench may write,
+    `sites` sites, and a device key per site when the API has device keys.
+
+    Returns the URL, the site ids and {site_id: device key}.
+    """
+    admin = await asyncpg.connect(services.pg.url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = services.pg.url_for(name)
+    conn = await db.connect(url)
+    try:
+        await migrate.migrate(conn)
+        await migrate.ensure_partitions(conn)
+        for month in _months(start - 2 * RECENT, start):
+            await conn.fetchval("SELECT ensure_measurement_partition($1)", month)
+        site_ids = [
+            r["id"]
+            for r in await conn.fetch(
+                "INSERT INTO sites (name, emission_limit_kg) "
+                "SELECT 'bench site ' || g, 1e12 FROM generate_series(1, $1) AS g RETURNING id",
+                sites,
+            )
+        ]
+        keys = await _device_keys(conn, site_ids)
+    finally:
+        await conn.close()
+    return url, site_ids, keys
+
+
+async def drop_database(services: Services, name: str) -> None:
+    admin = await asyncpg.connect(services.pg.url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def _device_keys(conn: asyncpg.Connection, site_ids: list[int]) -> dict[int, str]:
+    """One key per site's device, when this version of the API authenticates devices."""
+    try:
+        from service import auth
+    except ImportError:
+        return {}
+    create = getattr(auth, "create_device_key", None)
+    if create is None:
+        return {}
+    keys = {}
+    for site_id in site_ids:
+        _, secret = await create(
+            conn, device_id=device_of(site_id), site_ids=[site_id], name="bench", actor="bench"
+        )
+        keys[site_id] = secret
+    return keys
+
+
+def _months(lo: datetime, hi: datetime) -> Iterable[date]:
+    month = date(lo.year, lo.month, 1)
+    while month <= hi.date():
+        yield month
+        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def app_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "LOG_LEVEL": "warning",
+        "LOG_JSON": "true",
+        # Device keys are per site here; the bench measures the limiter's cost, not its limit.
+        "DEVICE_RATE_PER_S": "1000000",
+        "DEVICE_BURST": "1000000",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+class ApiProcess:
+    """`python -m service.cli serve --workers N` on a free port."""
+
+    def __init__(self, services: Services, database_url: str, *, workers: int) -> None:
+        self.workers = workers
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        log = services.log_dir / f"api-{workers}-{self.port}.log"
+        with log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "service.cli", "serve", "--workers", str(workers)],
+                cwd=ROOT,
+                env=app_env(database_url, services.redis.url, PORT=str(self.port)),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.log = log
+
+    async def ready(self, timeout: float = 60.0) -> ApiProcess:
+        """Once every API process answers (uvicorn's supervisor starts them one by one)."""
+        try:
+            await self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    async def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the API exited ({self.proc.returncode}); see {self.log}")
+            if len(self.pids()) == self.workers and await asyncio.to_thread(self._health):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not start in {timeout}s; see {self.log}")
+            await asyncio.sleep(0.2)
+
+    def _health(self) -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"http://{self.host}:{self.port}/health", timeout=2
+            ) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def pids(self) -> list[int]:
+        """The processes that serve requests (uvicorn's workers, or the one process)."""
+        if self.workers == 1:
+            return [self.proc.pid]
+        # uvicorn's supervisor spawns them; it also runs multiprocessing's resource tracker.
+        return [p for p in children(self.proc.pid) if b"spawn_main" in _cmdline(p)]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+async def start_worker(services: Services, database_url: str, name: str) -> WorkerProcess:
+    """An outbox worker process, returned once it has recorded its first heartbeat."""
+    worker = WorkerProcess(
+        database_url=database_url,
+        redis_url=services.redis.url,
+        log_dir=services.log_dir,
+        name=name,
+        env={"LOG_LEVEL": "warning"},
+    )
+    await worker.start(ready=None)
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + 30
+        while not await conn.fetchval("SELECT count(*) FROM workers WHERE pid = $1", worker.pid):
+            if not worker.running or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start{worker.tail()}")
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    return worker
+
+
+# --------------------------------------------------------------------------- /proc accounting
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _stat(int(entry.name))
+            if stat is not None and int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (field 3 onwards)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float:
+    stat = _stat(pid)
+    return 0.0 if stat is None else (int(stat[11]) + int(stat[12])) / CLK_TCK
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the process's peak resident set."""
+    return _status_mb(pid, "VmHWM:")
+
+
+def rss_mb(pid: int) -> float:
+    """VmRSS: the process's resident set now."""
+    return _status_mb(pid, "VmRSS:")
+
+
+def _status_mb(pid: int, field: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+async def postmaster_pid(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        stat = _stat(await conn.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await conn.close()
+    assert stat is not None, "Postgres must run on this machine"
+    return int(stat[1])
+
+
+def _machine() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return (sum(fields) - idle) / CLK_TCK, sum(fields) / CLK_TCK
+
+
+@dataclass
+class CpuMeter:
+    """Cores used per group of processes between start() and stop()."""
+
+    groups: dict[str, list[int]]
+    postmaster: int | None = None
+    _before: dict[str, dict[int, float]] = field(default_factory=dict)
+    _t0: float = 0.0
+    _machine0: tuple[float, float] = (0.0, 0.0)
+
+    def _pids(self) -> dict[str, list[int]]:
+        pids = dict(self.groups)
+        if self.postmaster is not None:
+            pids["postgres"] = [self.postmaster, *children(self.postmaster)]
+        return pids
+
+    def start(self) -> CpuMeter:
+        self._before = {g: {p: cpu_seconds(p) for p in ps} for g, ps in self._pids().items()}
+        self._t0 = time.perf_counter()
+        self._machine0 = _machine()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        wall = time.perf_counter() - self._t0
+        used: dict[str, float] = {}
+        for group, pids in self._pids().items():
+            before = self._before.get(group, {})
+            used[group] = sum(cpu_seconds(p) - before.get(p, 0.0) for p in pids) / wall
+        busy, total = _machine()
+        used["machine"] = (
+            (busy - self._machine0[0]) / (total - self._machine0[1]) * (os.cpu_count() or 1)
+        )
+        # Everything else on the machine (other users' jobs): what the noise is made of.
+        ours = sum(v for k, v in used.items() if k != "machine")
+        used["other"] = max(0.0, used["machine"] - ours)
+        return {k: round(v, 3) for k, v in used.items()}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,105 @@
+"""Ingest's fast path (plain inserts) and careful path (per-window checks) give the same answers,
+including when a concurrent transaction stores one of the batch's windows mid-flight."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from domain.readings import Window
+from service import db, ingest
+
+X = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+Y = datetime(2026, 1, 5, 11, 30, tzinfo=UTC)
+
+
+async def _site(conn: asyncpg.Connection) -> int:
+    site: int = await conn.fetchval(
+        "INSERT INTO sites (name, emission_limit_kg) VALUES ('paths', 1e9) RETURNING id"
+    )
+    return site
+
+
+async def _record(conn: asyncpg.Connection, site: int, key: str, *readings: Window) -> object:
+    return await ingest.record_batch(
+        conn,
+        site_id=site,
+        device_id="dev-1",
+        key=key,
+        readings=list(readings),
+        request_id="r",
+        retention=timedelta(days=1),
+    )
+
+
+@pytest.mark.parametrize(("stored", "duplicates", "conflicts"), [(1.5, 1, 0), (9.75, 0, 1)])
+async def test_window_a_concurrent_transaction_stores_is_reported_not_failed(
+    db_url: str, conn: asyncpg.Connection, stored: float, duplicates: int, conflicts: int
+) -> None:
+    site = await _site(conn)
+    other = await db.connect(db_url)
+    mine = await db.connect(db_url)
+    try:
+        # Another transaction holds window X, uncommitted: the batch's overlap check cannot
+        # see it, so the fast path's plain insert waits on it, then meets unique_violation.
+        tx = other.transaction()
+        await tx.start()
+        await other.execute(
+            "INSERT INTO measurements (site_id, ts, methane_kg, device_id, batch_id) "
+            "VALUES ($1, $2, $3, 'dev-0', gen_random_uuid())",
+            site,
+            X,
+            stored,
+        )
+        task = asyncio.create_task(
+            _record(mine, site, "k", Window(ts=X, methane_kg=1.5), Window(ts=Y, methane_kg=2.0))
+        )
+        await asyncio.sleep(0.3)
+        assert not task.done(), "the insert should wait for the other transaction"
+        await tx.commit()
+        outcome = await asyncio.wait_for(task, timeout=10)
+    finally:
+        await other.close()
+        await mine.close()
+    receipt = outcome.receipt  # type: ignore[attr-defined]
+    assert (receipt.accepted, receipt.duplicates, len(receipt.conflicts)) == (
+        1,
+        duplicates,
+        conflicts,
+    )
+    rows = await conn.fetch("SELECT ts, methane_kg FROM measurements ORDER BY ts")
+    assert [(r["ts"], r["methane_kg"]) for r in rows] == [(X, stored), (Y, 2.0)]
+    events = await conn.fetch("SELECT payload FROM outbox")
+    assert len(events) == 1
+    payload = events[0]["payload"]
+    assert payload["accepted"] == 1
+    assert payload["hours"] == ["2026-01-05T11:00:00+00:00"]
+    assert await conn.fetchval("SELECT count(*) FROM ingest_requests") == 1
+
+
+async def test_fast_and_careful_paths_write_the_same_event_payload(
+    conn: asyncpg.Connection,
+) -> None:
+    site = await _site(conn)
+    first = [Window(ts=X + timedelta(minutes=15 * i), methane_kg=1.0 + i) for i in range(8)]
+    await _record(conn, site, "fast", *first)  # nothing stored in its span: fast path
+    later = [Window(ts=Y + timedelta(hours=2, minutes=15 * i), methane_kg=3.0) for i in range(8)]
+    await _record(conn, site, "careful", first[0], *later)  # one stored window: careful path
+    fast, careful = [
+        r["payload"] for r in await conn.fetch("SELECT payload FROM outbox ORDER BY id")
+    ]
+    assert (fast["accepted"], careful["accepted"]) == (8, 8)
+    assert fast["first_ts"] == "2026-01-05T10:00:00+00:00"
+    assert fast["last_ts"] == "2026-01-05T11:45:00+00:00"
+    assert fast["hours"] == ["2026-01-05T10:00:00+00:00", "2026-01-05T11:00:00+00:00"]
+    assert careful["first_ts"] == "2026-01-05T13:30:00+00:00"
+    assert careful["last_ts"] == "2026-01-05T15:15:00+00:00"
+    assert careful["hours"] == [
+        "2026-01-05T13:00:00+00:00",
+        "2026-01-05T14:00:00+00:00",
+        "2026-01-05T15:00:00+00:00",
+    ]
+    assert set(fast) == set(careful)
