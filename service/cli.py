@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import ctypes.util
+import gc
 import importlib
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -13,7 +16,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from service import auth, db, migrate, ops
+from service import alerts, auth, db, migrate, ops
 from service.errors import MigrationError
 from service.logs import configure_logging
 from service.settings import Settings
@@ -142,11 +145,38 @@ async def _tokens(settings: Settings, args: argparse.Namespace) -> int:
     return await _with_conn(settings, work)
 
 
+def serve_app() -> Any:
+    """The API app, built in each server process, then tidied for a long life under load.
+
+    gc.freeze(): the ~75k objects of imports and app construction live as long as the process;
+    left in the collector's generations, every full collection walks them all (a ~35 ms pause
+    every few seconds under load, seen at p99). Frozen, a full collection walks only what
+    requests allocated.
+
+    malloc_trim(0): building the app peaks at ~66 MB of Python allocations (the OpenAPI
+    generation imports polyfactory, which loads every faker locale) of which ~9 MB stay;
+    glibc keeps the freed heap resident unless asked to return it: ~40 MB of RSS per process.
+    """
+    app = importlib.import_module("api.app").create_app()
+    gc.collect()
+    gc.freeze()
+    _return_free_heap()
+    return app
+
+
+def _return_free_heap() -> None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim, nothing lost
+        pass
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn  # the server is only needed by this command
 
     uvicorn.run(
-        "api.app:create_app",
+        "service.cli:serve_app",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -264,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
+    alerts.configure(alerts.rules_from(settings.leak_threshold_kg_h, settings.stale_after_h))
     run: Any = args.run
     if getattr(args, "sync", False):
         return int(run(settings, args))
