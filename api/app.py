@@ -19,7 +19,16 @@ from api.context import RequestContext
 from api.openapi import document_problems
 from api.problems import handle_exception
 from api.ratelimit import TokenBuckets
-from api.routes import dashboard, devices, health, measurements, metrics, ops, sites
+from api.routes import (
+    alerts,
+    dashboard,
+    devices,
+    health,
+    measurements,
+    metrics,
+    ops,
+    sites,
+)
 from service import db, migrate
 from service.logs import configure_logging
 from service.nudge import Doorbell
@@ -80,6 +89,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             sites.SitesController,
             ops.OpsController,
             devices.DevicesController,
+            alerts.AlertsController,
             health.live,
             health.ready,
             health.list_problem_types,

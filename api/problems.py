@@ -16,6 +16,7 @@ from api import errors as edge
 from domain.errors import FieldError, InvalidBatch
 from service import errors as svc
 from service import metrics
+from service.alerts import AlertNotFound
 
 PROBLEM_JSON = "application/problem+json"
 # Framework error headers worth keeping on the problem response.
@@ -58,6 +59,7 @@ TABLE: dict[type[Exception], ProblemType] = {
     svc.DeviceMismatch: ProblemType("device-mismatch", 403, "Device does not match key"),
     svc.DeviceKeyNotFound: ProblemType("device-key-not-found", 404, "Device key not found"),
     svc.RateLimited: ProblemType("rate-limited", 429, "Too many requests"),
+    AlertNotFound: ProblemType("alert-not-found", 404, "Alert not found"),
 }
 
 # Litestar's own errors (routing, size limit, parameters), by status code.

@@ -50,10 +50,16 @@ class IngestBatch(Base):
     device_id: DeviceId | None = None
 
 
+ReportingInterval = Annotated[
+    int, Meta(ge=1, le=86400, description="Length of one measurement window, seconds")
+]
+
+
 class SiteCreate(Base):
     name: SiteName
     emission_limit_kg: LimitKg
     metadata: Metadata = msgspec.field(default_factory=dict)
+    reporting_interval_s: ReportingInterval = 900
 
 
 class SitePatch(Base):
@@ -62,6 +68,7 @@ class SitePatch(Base):
     name: SiteName | UnsetType = UNSET
     emission_limit_kg: LimitKg | UnsetType = UNSET
     metadata: Metadata | UnsetType = UNSET
+    reporting_interval_s: ReportingInterval | UnsetType = UNSET
 
 
 SiteOut = SiteView
@@ -193,3 +200,19 @@ class DeviceKeyCreated(Base):
 
     key: str
     device: DeviceKey
+
+
+class AlertOut(Base):
+    id: int
+    site_id: int
+    kind: str
+    dedupe_key: str
+    details: dict[str, Any]
+    raised_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+
+
+class AlertPage(Base):
+    items: list[AlertOut]
+    next_before: int | None = None

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from domain.buckets import hour_of
-from service import queries
+from service import alerts, queries
 
 
 def current_year() -> int:
@@ -48,6 +48,8 @@ async def recompute_hours(
             [c["last_ts"] for c in changes],
             year,
         )
+    for site in sites:  # in the same transaction: each crossing fires once (dedupe keys)
+        await alerts.check_site(conn, site_id=site, hours=wanted[site], year=year)
     return sum(c["buckets"] for c in changes)
 
 
@@ -58,4 +60,5 @@ async def rebuild_site(conn: asyncpg.Connection, *, site_id: int, year: int) -> 
     await conn.execute(q["delete_site_hourly"], site_id)
     inserted = await conn.execute(q["insert_all_hours"], site_id)
     await conn.execute(q["reset_totals"], site_id, year)
+    await alerts.check_site(conn, site_id=site_id, hours=[], year=year)  # thresholds only
     return int(inserted.rsplit(" ", 1)[-1])

@@ -54,6 +54,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     device_burst: PositiveFloat = 40.0
     request_timeout_s: PositiveFloat = 10.0
     gwp_version: GwpVersion = "AR6-fossil"  # methane GWP100 for every CO2e figure
+    leak_threshold_kg_h: PositiveFloat = 100.0  # a window above this rate raises a leak alert
+    stale_after_h: PositiveFloat = 6.0  # no reading for this long raises a stale alert
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -37,6 +37,7 @@ class SiteView(msgspec.Struct, frozen=True, kw_only=True):
     lifetime_t_co2e: float
     year_t_co2e: float
     gwp: Gwp
+    reporting_interval_s: int
 
 
 def _view(row: asyncpg.Record, now: datetime, factor: Gwp) -> SiteView:
@@ -60,6 +61,7 @@ def _view(row: asyncpg.Record, now: datetime, factor: Gwp) -> SiteView:
         lifetime_t_co2e=t_co2e(row["lifetime_kg"], factor.factor),
         year_t_co2e=t_co2e(year_kg, factor.factor),
         gwp=factor,
+        reporting_interval_s=row["reporting_interval_s"],
     )
 
 
@@ -69,11 +71,16 @@ async def create_site(
     name: str,
     emission_limit_kg: float,
     metadata: dict[str, Any],
+    reporting_interval_s: int = 900,
     factor: Gwp = DEFAULT_GWP,
 ) -> SiteView:
     try:
         site_id = await conn.fetchval(
-            queries.load("sites")["insert_site"], name, emission_limit_kg, metadata
+            queries.load("sites")["insert_site"],
+            name,
+            emission_limit_kg,
+            metadata,
+            reporting_interval_s,
         )
     except asyncpg.UniqueViolationError as exc:
         raise DuplicateSiteName(f"a site named {name!r} already exists") from exc
@@ -87,13 +94,19 @@ async def update_site(
     name: str | None = None,
     emission_limit_kg: float | None = None,
     metadata: dict[str, Any] | None = None,
+    reporting_interval_s: int | None = None,
     factor: Gwp = DEFAULT_GWP,
 ) -> SiteView:
     if not 0 < site_id <= MAX_ID:
         raise SiteNotFound(f"site {site_id} does not exist")
     try:
         updated = await conn.fetchval(
-            queries.load("sites")["update_site"], site_id, name, emission_limit_kg, metadata
+            queries.load("sites")["update_site"],
+            site_id,
+            name,
+            emission_limit_kg,
+            metadata,
+            reporting_interval_s,
         )
     except asyncpg.UniqueViolationError as exc:
         raise DuplicateSiteName(f"a site named {name!r} already exists") from exc

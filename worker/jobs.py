@@ -6,7 +6,7 @@ from typing import Any
 
 import structlog
 
-from service import db, ops, worker_ops
+from service import alerts, db, ops, worker_ops
 from service.errors import DatabaseUnavailable
 
 log = structlog.get_logger("worker")
@@ -39,3 +39,11 @@ async def maintain(ctx: dict[str, Any]) -> None:
     async with db.connection(ctx["pool"]) as conn:
         done = await ops.maintain(conn, outbox_days=ctx["settings"].outbox_retention_days)
     log.info("maintenance", **done)
+
+
+async def check_stale(ctx: dict[str, Any]) -> None:
+    """Every minute: a stale alert for each site that went quiet (once per quiet spell)."""
+    async with db.connection(ctx["pool"]) as conn:
+        raised = await alerts.raise_stale(conn)
+    if raised:
+        log.info("stale_alerts", alert_ids=raised)

@@ -9,7 +9,7 @@ import structlog
 from arq import cron, func
 from arq.connections import RedisSettings
 
-from service import db, worker_ops
+from service import alerts, db, worker_ops
 from service.logs import configure_logging
 from service.nudge import DRAIN_JOB
 from service.settings import Settings
@@ -24,6 +24,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     """Resources for the jobs. `emissions worker` passes its own (they outlive a Redis outage)."""
     settings: Settings = ctx.setdefault("settings", _settings)
     configure_logging(settings.log_level, settings.log_json)
+    alerts.configure(alerts.rules_from(settings.leak_threshold_kg_h, settings.stale_after_h))
     if "pool" not in ctx:
         ctx["pool"] = await db.create_pool(settings)
         ctx["owns_pool"] = True
@@ -52,6 +53,7 @@ class WorkerSettings:
             keep_result=0,
             max_tries=1,
         ),
+        cron(jobs.check_stale, name="check_stale", second=30, run_at_startup=True, max_tries=1),
         cron(jobs.maintain, name="maintain", minute=7, second=0, run_at_startup=True, max_tries=1),
     )
     on_startup = startup

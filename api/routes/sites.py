@@ -48,6 +48,7 @@ class SitesController(Controller):
                 name=data.name,
                 emission_limit_kg=data.emission_limit_kg,
                 metadata=data.metadata,
+                reporting_interval_s=data.reporting_interval_s,
                 factor=settings.gwp,
             )
 

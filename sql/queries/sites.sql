@@ -1,7 +1,7 @@
 -- name: insert_site
 -- Create a site; the caller maps a unique violation on its name to a 409.
-INSERT INTO sites (name, emission_limit_kg, metadata)
-VALUES ($1, $2, $3)
+INSERT INTO sites (name, emission_limit_kg, metadata, reporting_interval_s)
+VALUES ($1, $2, $3, $4)
 RETURNING id;
 
 -- name: update_site
@@ -10,6 +10,7 @@ UPDATE sites
 SET name = coalesce($2, name),
     emission_limit_kg = coalesce($3, emission_limit_kg),
     metadata = coalesce($4, metadata),
+    reporting_interval_s = coalesce($5, reporting_interval_s),
     updated_at = now()
 WHERE id = $1
 RETURNING id;

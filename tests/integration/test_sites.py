@@ -30,6 +30,7 @@ SITE_FIELDS = {
     "lifetime_t_co2e",
     "year_t_co2e",
     "gwp",
+    "reporting_interval_s",
 }
 
 

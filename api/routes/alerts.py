@@ -1,0 +1,58 @@
+"""Alerts: list (open / acknowledged), acknowledge (admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from api.auth import require_admin, require_reader
+from api.schemas import AlertOut, AlertPage
+from service import alerts, db, ops
+from service.sites import MAX_ID
+
+AlertStatus = Literal["open", "acknowledged", "all"]
+
+
+class AlertsController(Controller):
+    path = "/v1/alerts"
+    tags = ["alerts"]  # noqa: RUF012 (Controller declares it as a plain attribute)
+    guards = [require_reader]  # noqa: RUF012
+
+    @get(operation_id="listAlerts")
+    async def list_alerts(
+        self,
+        pool: NamedDependency[asyncpg.Pool],
+        status: FromQuery[AlertStatus] = "open",
+        site_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
+        before: Annotated[int, QueryParameter(ge=1, le=MAX_ID, description="Cursor")] = MAX_ID,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> AlertPage:
+        async with db.connection(pool) as conn:
+            rows = await alerts.list_alerts(
+                conn, status=status, site_id=site_id, before=before, limit=limit
+            )
+        items = [AlertOut(**dict(r)) for r in rows]
+        return AlertPage(items=items, next_before=items[-1].id if len(items) == limit else None)
+
+    @post(
+        "/{alert_id:int}/ack",
+        operation_id="acknowledgeAlert",
+        guards=[require_admin],
+        status_code=200,
+        security=[{"bearer": []}],
+    )
+    async def acknowledge(
+        self,
+        alert_id: FromPath[int],
+        request: Request[Any, Any, Any],
+        pool: NamedDependency[asyncpg.Pool],
+    ) -> AlertOut:
+        actor = request.scope["state"]["operator"]
+        async with db.connection(pool) as conn, conn.transaction():
+            row = await alerts.acknowledge(conn, alert_id=alert_id, actor=actor)
+            await ops.audit(conn, actor=actor, action="alert.ack", params={"alert_id": alert_id})
+        return AlertOut(**dict(row))

@@ -1,0 +1,47 @@
+-- name: raise_alert
+-- Raise an alert unless this site already has one with this dedupe key; returns the new id.
+INSERT INTO alerts (site_id, kind, dedupe_key, details)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (site_id, dedupe_key) DO NOTHING
+RETURNING id;
+
+-- name: site_for_alerts
+-- What the alert rules need of a site: its limit, year figure and reporting interval.
+SELECT s.emission_limit_kg, s.reporting_interval_s, t.year, t.year_kg::float8 AS year_kg
+FROM sites AS s
+JOIN site_totals AS t ON t.site_id = s.id
+WHERE s.id = $1;
+
+-- name: leak_windows
+-- Per hour, the largest window of a site above $3 kg (the leak rate over one interval).
+SELECT date_trunc('hour', ts, 'UTC') AS hour, max(methane_kg) AS kg, min(ts) AS first_ts
+FROM measurements
+WHERE site_id = $1 AND ts >= $4 AND ts < $5
+  AND date_trunc('hour', ts, 'UTC') = ANY ($2::timestamptz[])
+  AND methane_kg > $3
+GROUP BY 1;
+
+-- name: stale_sites
+-- Sites with readings whose newest is older than $1.
+SELECT site_id, last_reading_at FROM site_totals
+WHERE last_reading_at IS NOT NULL AND last_reading_at < now() - $1::interval;
+
+-- name: list_alerts
+-- Alerts newest first before cursor $1, by state $2 (open | acknowledged | all), site $3.
+SELECT id, site_id, kind, dedupe_key, details, raised_at, acknowledged_at, acknowledged_by
+FROM alerts
+WHERE id < $1
+  AND ($3::bigint IS NULL OR site_id = $3)
+  AND CASE $2::text WHEN 'open' THEN acknowledged_at IS NULL
+                    WHEN 'acknowledged' THEN acknowledged_at IS NOT NULL
+                    ELSE true END
+ORDER BY id DESC
+LIMIT $4;
+
+-- name: acknowledge
+-- Acknowledge an alert (the first acknowledgement is kept).
+UPDATE alerts
+SET acknowledged_at = coalesce(acknowledged_at, now()),
+    acknowledged_by = coalesce(acknowledged_by, $2)
+WHERE id = $1
+RETURNING id, site_id, kind, dedupe_key, details, raised_at, acknowledged_at, acknowledged_by;
