@@ -11,6 +11,7 @@ from msgspec import UNSET, Meta, UnsetType
 from domain.co2e import Gwp
 from domain.receipts import Conflict, IngestReceipt
 from service.auth import DeviceKey
+from service.ops import QueueStats
 from service.sites import SiteView
 
 __all__ = ["Conflict", "IngestReceipt"]
@@ -129,16 +130,7 @@ class HourlySeries(Base):
     gwp: Gwp
 
 
-class QueueOut(Base):
-    pending: int
-    in_backoff: int
-    dead: int
-    oldest_pending_age_s: float
-    processed_last_minute: int
-    processed_last_hour: int
-    workers_alive: int
-    worker_heartbeat_age_s: float | None
-    arq_queue_depth: int | None
+class QueueOut(QueueStats, kw_only=True):
     table_bytes: dict[str, int]
 
 

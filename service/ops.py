@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import msgspec
 from redis.asyncio import Redis
 
 from service import aggregates, queries
@@ -16,8 +17,9 @@ from service.sites import MAX_ID
 Q = "ops"
 
 
-@dataclass(frozen=True)
-class QueueStats:
+class QueueStats(msgspec.Struct, kw_only=True):
+    """The outbox and the workers at a glance (also the body of GET /v1/ops/queue)."""
+
     pending: int
     in_backoff: int
     dead: int

@@ -61,7 +61,7 @@ class OpsController(Controller):
         async with db.connection(pool) as conn:
             stats = await ops.queue_stats(conn, state.redis)
             sizes = await ops.table_sizes(conn)
-        return QueueOut(**stats.__dict__, table_bytes=sizes)
+        return QueueOut(**msgspec.structs.asdict(stats), table_bytes=sizes)
 
     @get("/outbox", operation_id="listOutbox")
     async def outbox(
