@@ -11,12 +11,3 @@ def crossed_thresholds(year_kg: float, limit_kg: float) -> list[float]:
     """The thresholds (percent of the annual limit) at or above which year_kg stands."""
     percent = percent_of_limit(year_kg, limit_kg)
     return [t for t in THRESHOLDS if percent >= t]
-
-
-def leak_kg_per_window(threshold_kg_h: float, interval_s: int) -> float:
-    """The mass in one reporting window above which the window's rate exceeds threshold_kg_h."""
-    return threshold_kg_h * interval_s / 3600.0
-
-
-def rate_kg_h(methane_kg: float, interval_s: int) -> float:
-    return methane_kg * 3600.0 / interval_s

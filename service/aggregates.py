@@ -32,14 +32,16 @@ async def recompute_hours(
     if not sites:
         return 0
     await conn.execute(q["lock_many_site_totals"], sites, year)
+    rules = alerts.RULES
     changes = await conn.fetch(
         q["recompute_hours"],
         [site for site in sites for _ in wanted[site]],
         [hour for site in sites for hour in wanted[site]],
         year,
+        rules.leak_threshold_kg_h,
     )
     if changes:
-        await conn.execute(
+        totals = await conn.fetch(
             q["add_to_totals"],
             [c["site_id"] for c in changes],
             [c["delta_kg"] for c in changes],
@@ -48,8 +50,9 @@ async def recompute_hours(
             [c["last_ts"] for c in changes],
             year,
         )
-    for site in sites:  # in the same transaction: each crossing fires once (dedupe keys)
-        await alerts.check_site(conn, site_id=site, hours=wanted[site], year=year)
+        # Same transaction as the totals: each crossing fires once (unique dedupe keys).
+        # Both inputs come from the statements above, so no extra query unless one fired.
+        await alerts.raise_for_changes(conn, totals=totals, changes=changes, year=year)
     return sum(c["buckets"] for c in changes)
 
 
@@ -60,5 +63,5 @@ async def rebuild_site(conn: asyncpg.Connection, *, site_id: int, year: int) -> 
     await conn.execute(q["delete_site_hourly"], site_id)
     inserted = await conn.execute(q["insert_all_hours"], site_id)
     await conn.execute(q["reset_totals"], site_id, year)
-    await alerts.check_site(conn, site_id=site_id, hours=[], year=year)  # thresholds only
+    await alerts.check_thresholds(conn, site_id=site_id, year=year)
     return int(inserted.rsplit(" ", 1)[-1])

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 
-from domain.alerts import crossed_thresholds, leak_kg_per_window, rate_kg_h
+from domain.alerts import crossed_thresholds
 from service import queries
 from service.errors import ServiceError
 from service.sites import MAX_ID
@@ -47,49 +48,49 @@ async def _raise(
     return int(value) if value is not None else None
 
 
-async def check_site(
+async def check_thresholds(
+    conn: asyncpg.Connection, *, site_id: int, year: int, rules: AlertRules | None = None
+) -> list[int]:
+    """Threshold alerts for one site from its current totals (after a rebuild)."""
+    site = await conn.fetchrow(queries.load(Q)["site_for_alerts"], site_id)
+    if site is None or site["year"] != year:
+        return []
+    row = {"site_id": site_id, "year_kg": site["year_kg"], "limit_kg": site["emission_limit_kg"]}
+    return await raise_for_changes(conn, totals=[row], changes=[], year=year, rules=rules)
+
+
+async def raise_for_changes(
     conn: asyncpg.Connection,
     *,
-    site_id: int,
-    hours: list[datetime],
+    totals: Sequence[asyncpg.Record | Mapping[str, Any]],
+    changes: Sequence[asyncpg.Record | Mapping[str, Any]],
     year: int,
     rules: AlertRules | None = None,
 ) -> list[int]:
-    """Raise threshold and leak alerts for a site whose aggregates just changed (caller's
-    transaction, after the totals update). The unique dedupe key makes a second raise of the
-    same crossing a no-op, so replays, rebuilds and concurrent drains fire it once."""
+    """Threshold alerts from the updated totals (site_id, year_kg, limit_kg) and leak alerts
+    from the recompute's leak hours (site_id, leak_hours, leak_rates): set-based inputs, so
+    the drain pays a query only for an alert that actually fires."""
     rules = rules or RULES
-    q = queries.load(Q)
-    site = await conn.fetchrow(q["site_for_alerts"], site_id)
-    if site is None:
-        return []
     raised = []
-    if site["year"] == year:
-        for threshold in crossed_thresholds(site["year_kg"], site["emission_limit_kg"]):
+    for row in totals:
+        for threshold in crossed_thresholds(row["year_kg"], row["limit_kg"]):
             details = {
                 "year": year,
                 "threshold_percent": threshold,
-                "year_kg": site["year_kg"],
-                "limit_kg": site["emission_limit_kg"],
+                "year_kg": row["year_kg"],
+                "limit_kg": row["limit_kg"],
             }
-            raised.append(
-                await _raise(conn, site_id, "threshold", f"threshold:{year}:{threshold:g}", details)
-            )
-    if hours:
-        interval = site["reporting_interval_s"]
-        per_window = leak_kg_per_window(rules.leak_threshold_kg_h, interval)
-        rows = await conn.fetch(
-            q["leak_windows"], site_id, hours, per_window, min(hours), max(hours) + HOUR
-        )
-        for row in rows:
+            key = f"threshold:{year}:{threshold:g}"
+            raised.append(await _raise(conn, row["site_id"], "threshold", key, details))
+    for row in changes:
+        for hour, rate in zip(row["leak_hours"], row["leak_rates"], strict=True):
             details = {
-                "hour": row["hour"].isoformat(),
-                "first_window": row["first_ts"].isoformat(),
-                "peak_rate_kg_h": round(rate_kg_h(row["kg"], interval), 3),
+                "hour": hour.isoformat(),
+                "peak_rate_kg_h": round(rate, 3),
                 "threshold_kg_h": rules.leak_threshold_kg_h,
             }
-            key = f"leak:{row['hour'].isoformat()}"
-            raised.append(await _raise(conn, site_id, "leak", key, details))
+            key = f"leak:{hour.isoformat()}"
+            raised.append(await _raise(conn, row["site_id"], "leak", key, details))
     return [r for r in raised if r is not None]
 
 

@@ -6,20 +6,11 @@ ON CONFLICT (site_id, dedupe_key) DO NOTHING
 RETURNING id;
 
 -- name: site_for_alerts
--- What the alert rules need of a site: its limit, year figure and reporting interval.
-SELECT s.emission_limit_kg, s.reporting_interval_s, t.year, t.year_kg::float8 AS year_kg
+-- What the threshold rules need of a site: its limit and its year figure.
+SELECT s.emission_limit_kg, t.year, t.year_kg::float8 AS year_kg
 FROM sites AS s
 JOIN site_totals AS t ON t.site_id = s.id
 WHERE s.id = $1;
-
--- name: leak_windows
--- Per hour, the largest window of a site above $3 kg (the leak rate over one interval).
-SELECT date_trunc('hour', ts, 'UTC') AS hour, max(methane_kg) AS kg, min(ts) AS first_ts
-FROM measurements
-WHERE site_id = $1 AND ts >= $4 AND ts < $5
-  AND date_trunc('hour', ts, 'UTC') = ANY ($2::timestamptz[])
-  AND methane_kg > $3
-GROUP BY 1;
 
 -- name: stale_sites
 -- Sites with readings whose newest is older than $1.

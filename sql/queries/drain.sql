@@ -20,15 +20,19 @@ SELECT s, $2 FROM unnest($1::bigint[]) AS s ORDER BY s
 ON CONFLICT (site_id) DO UPDATE SET updated_at = t.updated_at;
 
 -- name: recompute_hours
--- Recompute the given (site, UTC hour) buckets from raw readings; return each site's change.
+-- Recompute the given (site, UTC hour) buckets from raw readings; return each site's change,
+-- and the hours whose largest window exceeds the leak rate $4 (kg/h) for the site's interval.
 WITH wanted AS (
-    SELECT w.site_id, w.hour FROM unnest($1::bigint[], $2::timestamptz[]) AS w (site_id, hour)
+    SELECT w.site_id, w.hour, coalesce(s.reporting_interval_s, 900) AS interval_s
+    FROM unnest($1::bigint[], $2::timestamptz[]) AS w (site_id, hour)
+    LEFT JOIN sites AS s ON s.id = w.site_id
 ), fresh AS (
-    SELECT w.site_id, w.hour, f.total_kg, f.readings, f.last_ts
+    SELECT w.site_id, w.hour, f.total_kg, f.readings, f.last_ts,
+           f.max_kg * 3600.0 / w.interval_s AS peak_kg_h
     FROM wanted AS w
     CROSS JOIN LATERAL (
         SELECT sum(m.methane_kg::numeric) AS total_kg, count(*)::int AS readings,
-               max(m.ts) AS last_ts
+               max(m.ts) AS last_ts, max(m.methane_kg) AS max_kg
         FROM measurements AS m
         WHERE m.site_id = w.site_id AND m.ts >= w.hour AND m.ts < w.hour + interval '1 hour'
     ) AS f
@@ -51,7 +55,11 @@ SELECT f.site_id,
                 FILTER (WHERE date_part('year', f.hour AT TIME ZONE 'UTC')::int = $3::int), 0)
            AS year_delta_kg,
        sum(f.readings - coalesce(o.readings, 0))::bigint AS delta_readings,
-       max(f.last_ts) AS last_ts
+       max(f.last_ts) AS last_ts,
+       coalesce(array_agg(f.hour ORDER BY f.hour) FILTER (WHERE f.peak_kg_h > $4), '{}')
+           AS leak_hours,
+       coalesce(array_agg(f.peak_kg_h ORDER BY f.hour) FILTER (WHERE f.peak_kg_h > $4), '{}')
+           AS leak_rates
 FROM fresh AS f
 LEFT JOIN old AS o ON o.site_id = f.site_id AND o.hour = f.hour
 GROUP BY f.site_id
@@ -72,7 +80,9 @@ SET lifetime_kg = t.lifetime_kg + d.delta_kg,
     updated_at = now()
 FROM unnest($1::bigint[], $2::numeric[], $3::bigint[], $4::numeric[], $5::timestamptz[])
      AS d (site_id, delta_kg, delta_readings, year_delta_kg, last_ts)
-WHERE t.site_id = d.site_id;
+WHERE t.site_id = d.site_id
+RETURNING t.site_id, t.year_kg::float8 AS year_kg,
+          (SELECT s.emission_limit_kg FROM sites AS s WHERE s.id = t.site_id) AS limit_kg;
 
 -- name: mark_processed
 -- Events applied in this transaction.
