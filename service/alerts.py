@@ -72,8 +72,15 @@ async def raise_for_changes(
     the drain pays a query only for an alert that actually fires."""
     rules = rules or RULES
     raised = []
+    # Only a crossing in this change needs an insert (the dedupe key would reject a repeat
+    # anyway); this keeps sites long above a threshold from costing a query per claim.
+    year_delta = {row["site_id"]: float(row["year_delta_kg"]) for row in changes}
     for row in totals:
+        before = row["year_kg"] - year_delta[row["site_id"]] if row["site_id"] in year_delta else 0
+        already = set(crossed_thresholds(before, row["limit_kg"])) if changes else set()
         for threshold in crossed_thresholds(row["year_kg"], row["limit_kg"]):
+            if threshold in already:
+                continue
             details = {
                 "year": year,
                 "threshold_percent": threshold,
