@@ -54,7 +54,9 @@ class Timeline:
         newest = self.start - STEP * (first + 1)
         rng = self._rng
         readings = [
-            Window(ts=newest - STEP * i, methane_kg=round(rng.uniform(0.0, 50.0), 3))
+            # Up to 1.5 kg per 1-minute window (90 kg/h): below the leak threshold, as almost
+            # all real windows are; a leak alert per hour would be a different benchmark.
+            Window(ts=newest - STEP * i, methane_kg=round(rng.uniform(0.0, 1.5), 3))
             for i in range(size)
         ]
         return Batch(site, device_of(site), f"{self.tag}-{next(self._serial)}", readings)

@@ -74,8 +74,9 @@ async def prepare_database(
         site_ids = [
             r["id"]
             for r in await conn.fetch(
-                "INSERT INTO sites (name, emission_limit_kg) "
-                "SELECT 'bench site ' || g, 1e12 FROM generate_series(1, $1) AS g RETURNING id",
+                "INSERT INTO sites (name, emission_limit_kg, reporting_interval_s) "
+                "SELECT 'bench site ' || g, 1e12, 60 FROM generate_series(1, $1) AS g "
+                "RETURNING id",
                 sites,
             )
         ]
