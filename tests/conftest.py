@@ -17,6 +17,7 @@ import uvicorn
 from api.app import create_app
 from service import db, migrate
 from service.settings import Settings
+from tests.harness.databases import create_database, drop_database
 from tests.harness.services import PostgresServer, RedisServer, start_postgres, start_redis
 
 TEMPLATE = "emissions_template"
@@ -40,13 +41,7 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 async def template_db(pg_server: PostgresServer) -> str:
     """A database with every migration applied; tests clone it (fast: a file copy)."""
-    admin = await asyncpg.connect(pg_server.url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {TEMPLATE}")
-    finally:
-        await admin.close()
-    conn = await asyncpg.connect(pg_server.url_for(TEMPLATE))
+    conn = await asyncpg.connect(await create_database(pg_server, TEMPLATE))
     try:
         await migrate.migrate(conn)
         await migrate.ensure_partitions(conn)
@@ -58,18 +53,8 @@ async def template_db(pg_server: PostgresServer) -> str:
 @pytest.fixture
 async def db_url(pg_server: PostgresServer, template_db: str) -> AsyncIterator[str]:
     name = f"test_{next(_db_numbers)}"
-    admin = await asyncpg.connect(pg_server.url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
-    finally:
-        await admin.close()
-    yield pg_server.url_for(name)
-    admin = await asyncpg.connect(pg_server.url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    yield await create_database(pg_server, name, template=template_db)
+    await drop_database(pg_server, name)
 
 
 @pytest.fixture

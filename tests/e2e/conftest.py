@@ -20,6 +20,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.e2e.stack import ROOT, ApiProcess, Seeder, hourly_profile, hours_back, now
+from tests.harness.databases import create_database, drop_database
 from tests.harness.services import PostgresServer, RedisServer
 from tests.integration.workers import WorkerProcess
 
@@ -66,18 +67,8 @@ def artifacts() -> Path:
 @pytest.fixture(scope="session")
 async def database_url(pg_server: PostgresServer, template_db: str) -> AsyncIterator[str]:
     """A migrated database for the whole session (cloned from the migrated template)."""
-    admin = await asyncpg.connect(pg_server.url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {DATABASE} TEMPLATE {template_db}")
-    finally:
-        await admin.close()
-    yield pg_server.url_for(DATABASE)
-    admin = await asyncpg.connect(pg_server.url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    finally:
-        await admin.close()
+    yield await create_database(pg_server, DATABASE, template=template_db)
+    await drop_database(pg_server, DATABASE)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import schemathesis
@@ -27,6 +26,7 @@ from schemathesis.checks import (
     response_schema_conformance,
 )
 
+from tests.harness.databases import create_database
 from tests.harness.services import PostgresServer, RedisServer
 from tests.integration.apiproc import api_process
 
@@ -36,25 +36,16 @@ CASES = {"count": 0}
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))  # per operation
 
 
-async def _fresh_db(pg: PostgresServer, template: str, name: str) -> None:
-    admin = await asyncpg.connect(pg.url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
-    finally:
-        await admin.close()
-
-
 @pytest.fixture(scope="module")
 def fuzz_api(
     pg_server: PostgresServer, redis_server: RedisServer, template_db: str, tmp_path_factory: Any
 ) -> Iterator[dict[str, Any]]:
     """The API as a real process on its own database, with one site and a device key."""
     name = f"fuzz_{os.getpid()}"
-    asyncio.run(_fresh_db(pg_server, template_db, name))
+    url = asyncio.run(create_database(pg_server, name, template=template_db))
     log = tmp_path_factory.mktemp("fuzz") / "api.log"
     limits = {"DEVICE_RATE_PER_S": "100000", "DEVICE_BURST": "100000"}
-    with api_process(pg_server.url_for(name), redis_server.url, log, **limits) as base:
+    with api_process(url, redis_server.url, log, **limits) as base:
         site = httpx.post(
             f"{base}/v1/sites", json={"name": "fuzz", "emission_limit_kg": 1000}, headers=ADMIN
         ).json()["id"]
