@@ -15,6 +15,7 @@ from domain.readings import BatchLimits
 
 PositiveInt = Annotated[int, Meta(gt=0)]
 PositiveFloat = Annotated[float, Meta(gt=0)]
+NonNegativeFloat = Annotated[float, Meta(ge=0)]
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
 
 
@@ -56,6 +57,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     gwp_version: GwpVersion = "AR6-fossil"  # methane GWP100 for every CO2e figure
     leak_threshold_kg_h: PositiveFloat = 100.0  # a window above this rate raises a leak alert
     stale_after_h: PositiveFloat = 6.0  # no reading for this long raises a stale alert
+    report_min_gap_h: PositiveFloat = 1.0  # reports list data gaps at least this long
+    report_grace_h: NonNegativeFloat = 24.0  # a period is closed this long after it ends
+    delivery_timeout_s: PositiveFloat = 5.0  # per webhook request
+    delivery_concurrency: PositiveInt = 32  # requests in flight per worker process
+    delivery_per_subscription: PositiveInt = 8  # of those, at most this many per subscription
+    delivery_max_attempts: PositiveInt = 12  # then the delivery is dead-lettered
+    delivery_backoff_base_s: PositiveFloat = 2.0
+    delivery_backoff_cap_s: PositiveFloat = 3600.0
+    delivery_poll_s: PositiveFloat = 0.5  # how often the delivery loop looks for due work
+    delivery_retention_days: PositiveInt = 7  # delivered rows kept this long
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
