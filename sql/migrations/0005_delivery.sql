@@ -39,6 +39,8 @@ CREATE INDEX deliveries_due ON deliveries (available_at, id)
     WHERE delivered_at IS NULL AND dead_at IS NULL;
 CREATE INDEX deliveries_subscription ON deliveries (subscription_id, id);
 CREATE INDEX deliveries_delivered_at ON deliveries (delivered_at) WHERE delivered_at IS NOT NULL;
+-- Retention keeps an outbox event while a delivery of it is still owed (or dead-lettered).
+CREATE INDEX deliveries_owed ON deliveries (event_id) WHERE delivered_at IS NULL;
 
 -- A change to a closed month (late data applied after the month ended plus a grace period):
 -- one row per site, month and drain claim that changed it, with the change it made.
