@@ -8,6 +8,23 @@ import msgspec
 
 MEASUREMENTS_ACCEPTED = "measurements.accepted"
 
+# Event types delivered to webhook subscribers. The outbox stores a batch as
+# "measurements.accepted" (its name since the first release); subscribers see "batch.accepted".
+BATCH_ACCEPTED = "batch.accepted"
+THRESHOLD_CROSSED = "site.threshold_crossed"
+LEAK_DETECTED = "site.leak_detected"
+SITE_STALE = "site.stale"
+REPORT_RESTATED = "report.restated"
+EVENT_TYPES = (BATCH_ACCEPTED, THRESHOLD_CROSSED, LEAK_DETECTED, SITE_STALE, REPORT_RESTATED)
+# Outbox events that only need delivering (no aggregates to apply).
+NOTICE_TYPES = frozenset(EVENT_TYPES) - {BATCH_ACCEPTED}
+ALERT_EVENT_TYPE = {"threshold": THRESHOLD_CROSSED, "leak": LEAK_DETECTED, "stale": SITE_STALE}
+
+
+def public_type(outbox_type: str) -> str:
+    """The event type subscribers see for an outbox event type."""
+    return BATCH_ACCEPTED if outbox_type == MEASUREMENTS_ACCEPTED else outbox_type
+
 
 class MeasurementsAccepted(msgspec.Struct, frozen=True, kw_only=True):
     """Payload of a batch that stored new readings: the UTC hours they fall in."""

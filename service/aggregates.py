@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import asyncpg
 
@@ -24,7 +26,7 @@ async def recompute_hours(
     (in site order, as every drainer does), so the recompute (a later statement, with a later
     snapshot) sees every reading the previous holder of a lock saw. Recomputing from raw data
     makes this idempotent: applying the same hours twice changes nothing the second time.
-    Returns the number of buckets recomputed.
+    Returns the number of events the change wrote to the outbox (alerts, restatements).
     """
     q = queries.load("drain")
     wanted = {site: sorted({hour_of(h) for h in hs}) for site, hs in hours.items()}
@@ -39,6 +41,7 @@ async def recompute_hours(
         [hour for site in sites for hour in wanted[site]],
         year,
         rules.leak_threshold_kg_h,
+        rules.report_grace,
     )
     if changes:
         totals = await conn.fetch(
@@ -52,8 +55,41 @@ async def recompute_hours(
         )
         # Same transaction as the totals: each crossing fires once (unique dedupe keys).
         # Both inputs come from the statements above, so no extra query unless one fired.
-        await alerts.raise_for_changes(conn, totals=totals, changes=changes, year=year)
-    return sum(c["buckets"] for c in changes)
+        raised = await alerts.raise_for_changes(conn, totals=totals, changes=changes, year=year)
+        late = [c for c in changes if c["late_months"]]
+        return len(raised) + (await _apply_late(conn, late, year) if late else 0)
+    return 0
+
+
+async def _apply_late(conn: asyncpg.Connection, changes: list[asyncpg.Record], year: int) -> int:
+    """Late data: restate closed months (a row and a report.restated event each), and check
+    the thresholds of past years it changed (the totals row only follows the current year)."""
+    q = queries.load("drain")
+    restated: list[tuple[int, date, Decimal, int]] = []
+    raised: list[int | None] = []
+    for c in changes:
+        months = zip(
+            c["late_months"], c["late_kg"], c["late_readings"], c["late_closed"], strict=True
+        )
+        past_years: dict[int, float] = defaultdict(float)
+        for month, delta_kg, delta_readings, closed in months:
+            if closed:
+                restated.append((c["site_id"], month, delta_kg, delta_readings))
+            if month.year != year:
+                past_years[month.year] += float(delta_kg)
+        if past_years:
+            for row in await conn.fetch(q["year_totals"], c["site_id"], sorted(past_years)):
+                raised += await alerts.raise_crossings(
+                    conn,
+                    site_id=c["site_id"],
+                    year=row["year"],
+                    before_kg=row["year_kg"] - past_years[row["year"]],
+                    year_kg=row["year_kg"],
+                    limit_kg=row["limit_kg"],
+                )
+    if restated:
+        await conn.execute(q["record_restatements"], *map(list, zip(*restated, strict=True)))
+    return len(restated) + sum(1 for r in raised if r is not None)
 
 
 async def rebuild_site(conn: asyncpg.Connection, *, site_id: int, year: int) -> int:

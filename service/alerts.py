@@ -10,8 +10,10 @@ from typing import Any
 import asyncpg
 
 from domain.alerts import crossed_thresholds
+from domain.events import ALERT_EVENT_TYPE
 from service import queries
 from service.errors import ServiceError
+from service.settings import Settings
 from service.sites import MAX_ID
 
 Q = "alerts"
@@ -22,6 +24,8 @@ HOUR = timedelta(hours=1)
 class AlertRules:
     leak_threshold_kg_h: float = 100.0
     stale_after: timedelta = timedelta(hours=6)
+    # A month is closed this long after it ends; later changes to it are restatements.
+    report_grace: timedelta = timedelta(hours=24)
 
 
 # Set once per process from settings (configure); the drain reads it deep in the call chain.
@@ -33,8 +37,12 @@ def configure(rules: AlertRules) -> None:
     RULES = rules
 
 
-def rules_from(leak_threshold_kg_h: float, stale_after_h: float) -> AlertRules:
-    return AlertRules(leak_threshold_kg_h, timedelta(hours=stale_after_h))
+def rules_from(settings: Settings) -> AlertRules:
+    return AlertRules(
+        leak_threshold_kg_h=settings.leak_threshold_kg_h,
+        stale_after=timedelta(hours=settings.stale_after_h),
+        report_grace=timedelta(hours=settings.report_grace_h),
+    )
 
 
 class AlertNotFound(ServiceError):
@@ -44,7 +52,8 @@ class AlertNotFound(ServiceError):
 async def _raise(
     conn: asyncpg.Connection, site_id: int, kind: str, key: str, details: dict[str, Any]
 ) -> int | None:
-    value = await conn.fetchval(queries.load(Q)["raise_alert"], site_id, kind, key, details)
+    query = queries.load(Q)["raise_alert"]
+    value = await conn.fetchval(query, site_id, kind, key, details, ALERT_EVENT_TYPE[kind])
     return int(value) if value is not None else None
 
 
@@ -71,24 +80,21 @@ async def raise_for_changes(
     from the recompute's leak hours (site_id, leak_hours, leak_rates): set-based inputs, so
     the drain pays a query only for an alert that actually fires."""
     rules = rules or RULES
-    raised = []
+    raised: list[int | None] = []
     # Only a crossing in this change needs an insert (the dedupe key would reject a repeat
     # anyway); this keeps sites long above a threshold from costing a query per claim.
     year_delta = {row["site_id"]: float(row["year_delta_kg"]) for row in changes}
     for row in totals:
-        before = row["year_kg"] - year_delta[row["site_id"]] if row["site_id"] in year_delta else 0
-        already = set(crossed_thresholds(before, row["limit_kg"])) if changes else set()
-        for threshold in crossed_thresholds(row["year_kg"], row["limit_kg"]):
-            if threshold in already:
-                continue
-            details = {
-                "year": year,
-                "threshold_percent": threshold,
-                "year_kg": row["year_kg"],
-                "limit_kg": row["limit_kg"],
-            }
-            key = f"threshold:{year}:{threshold:g}"
-            raised.append(await _raise(conn, row["site_id"], "threshold", key, details))
+        site_id = row["site_id"]
+        before = row["year_kg"] - year_delta[site_id] if site_id in year_delta else 0
+        raised += await raise_crossings(
+            conn,
+            site_id=site_id,
+            year=year,
+            before_kg=before if changes else None,
+            year_kg=row["year_kg"],
+            limit_kg=row["limit_kg"],
+        )
     for row in changes:
         for hour, rate in zip(row["leak_hours"], row["leak_rates"], strict=True):
             details = {
@@ -99,6 +105,33 @@ async def raise_for_changes(
             key = f"leak:{hour.isoformat()}"
             raised.append(await _raise(conn, row["site_id"], "leak", key, details))
     return [r for r in raised if r is not None]
+
+
+async def raise_crossings(
+    conn: asyncpg.Connection,
+    *,
+    site_id: int,
+    year: int,
+    before_kg: float | None,
+    year_kg: float,
+    limit_kg: float,
+) -> list[int | None]:
+    """Threshold alerts for the thresholds a site's year passed going from before_kg to
+    year_kg (None: every threshold it is past, as after a rebuild)."""
+    already = set(crossed_thresholds(before_kg, limit_kg)) if before_kg is not None else set()
+    raised = []
+    for threshold in crossed_thresholds(year_kg, limit_kg):
+        if threshold in already:
+            continue
+        details = {
+            "year": year,
+            "threshold_percent": threshold,
+            "year_kg": year_kg,
+            "limit_kg": limit_kg,
+        }
+        key = f"threshold:{year}:{threshold:g}"
+        raised.append(await _raise(conn, site_id, "threshold", key, details))
+    return raised
 
 
 async def raise_stale(conn: asyncpg.Connection, *, rules: AlertRules | None = None) -> list[int]:

@@ -294,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
-    alerts.configure(alerts.rules_from(settings.leak_threshold_kg_h, settings.stale_after_h))
+    alerts.configure(alerts.rules_from(settings))
     run: Any = args.run
     if getattr(args, "sync", False):
         return int(run(settings, args))

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 import asyncpg
 import msgspec
 
-from domain.events import MEASUREMENTS_ACCEPTED, MeasurementsAccepted, backoff_s, parse_accepted
+from domain.events import (
+    MEASUREMENTS_ACCEPTED,
+    NOTICE_TYPES,
+    MeasurementsAccepted,
+    backoff_s,
+    parse_accepted,
+)
 from service import aggregates, queries
 from service.db import CONNECTION_ERRORS
 
@@ -29,6 +35,9 @@ class DrainReport:
     dead: int = 0
     readings: int = 0
     sites: int = 0
+    deliveries: int = 0
+    notices: int = 0  # alert and report events passed on to delivery
+    emitted: int = 0  # events this drain wrote to the outbox (alerts, restatements)
     request_ids: list[str] = field(default_factory=list)
 
     def add(self, other: DrainReport) -> None:
@@ -38,6 +47,9 @@ class DrainReport:
         self.dead += other.dead
         self.readings += other.readings
         self.sites += other.sites
+        self.deliveries += other.deliveries
+        self.emitted += other.emitted
+        self.notices += other.notices
         self.request_ids.extend(other.request_ids)
 
 
@@ -65,18 +77,21 @@ def _applied(items: list[_Parsed]) -> _Applied:
     return _Applied(sum(p.accepted for _, p in items), [p.request_id for _, p in items])
 
 
+_Outcome = tuple[dict[int, _Applied], int]  # per site, and outbox events the change emitted
+
+
 async def _apply_sites(
     conn: asyncpg.Connection, by_site: dict[int, list[_Parsed]], year: int
-) -> dict[int, _Applied]:
+) -> _Outcome:
     """Apply every site's events with one recompute of the union of each site's hours."""
     hours = {site: [h for _, p in items for h in p.hours] for site, items in by_site.items()}
-    await aggregates.recompute_hours(conn, hours=hours, year=year)
-    return {site: _applied(items) for site, items in by_site.items()}
+    emitted = await aggregates.recompute_hours(conn, hours=hours, year=year)
+    return {site: _applied(items) for site, items in by_site.items()}, emitted
 
 
 async def _try_apply(
     conn: asyncpg.Connection, by_site: dict[int, list[_Parsed]], year: int
-) -> dict[int, _Applied] | Exception:
+) -> _Outcome | Exception:
     """Apply in a savepoint: a failure rolls back only this work."""
     try:
         async with conn.transaction():
@@ -106,31 +121,39 @@ async def drain_batch(
         report.sites = len({event["site_id"] for event in events})
         failures: list[tuple[asyncpg.Record, Exception]] = []
         by_site: dict[int, list[_Parsed]] = defaultdict(list)
+        notices: list[int] = []  # alert and report events: nothing to apply, only to deliver
         for event in events:
+            if event["event_type"] in NOTICE_TYPES:
+                notices.append(event["id"])
+                continue
             try:
                 by_site[event["site_id"]].append((event, _parse(event)))
             except _POISON as exc:
                 failures.append((event, exc))
         applied: list[_Parsed] = []
-        done = await _try_apply(conn, by_site, year) if by_site else {}
+        done = await _try_apply(conn, by_site, year) if by_site else ({}, 0)
         if isinstance(done, Exception):
-            done = {}
             for site_id in sorted(by_site):  # one lock order for every drainer: no deadlocks
                 group = by_site[site_id]
                 tries = [group] if len(group) == 1 else [group, *([item] for item in group)]
                 for items in tries:
                     result = await _try_apply(conn, {site_id: items}, year)
                     if not isinstance(result, Exception):
-                        _record(report, result[site_id], items, applied)
+                        _record(report, result[0][site_id], items, applied)
+                        report.emitted += result[1]
                         if items is group:
                             break  # the whole site went through: no single tries
                     elif len(items) == 1:
                         failures.append((items[0][0], result))
         else:
+            report.emitted += done[1]
             for site_id, items in by_site.items():
-                _record(report, done[site_id], items, applied)
-        if applied:
-            await conn.execute(q["mark_processed"], [event["id"] for event, _ in applied])
+                _record(report, done[0][site_id], items, applied)
+        done_ids = [event["id"] for event, _ in applied] + notices
+        if done_ids:
+            # Marks them processed and queues a delivery per matching webhook subscription.
+            report.deliveries = await conn.fetchval(q["mark_processed"], done_ids)
+            report.notices += len(notices)
         for event, problem in failures:
             attempts = event["attempts"] + 1
             delay = backoff_s(

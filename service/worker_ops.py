@@ -52,8 +52,8 @@ async def drain_until_idle(
         async with db.connection(pool) as conn:
             report = await drain_batch(conn, limit=settings.drain_batch_size, policy=policy)
         total.add(report)
-        if report.claimed < settings.drain_batch_size:
-            break
+        if report.claimed < settings.drain_batch_size and not report.emitted:
+            break  # idle; events this claim wrote (alerts, restatements) are drained next
         if time.perf_counter() - started > settings.drain_budget_s:
             break
     state.drained += total.applied
@@ -69,6 +69,8 @@ async def drain_until_idle(
             readings=total.readings,
             failed=total.failed,
             dead_lettered=total.dead,
+            notices=total.notices,
+            deliveries_queued=total.deliveries,
             sites=total.sites,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
             request_ids=total.request_ids,

@@ -24,7 +24,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     """Resources for the jobs. `emissions worker` passes its own (they outlive a Redis outage)."""
     settings: Settings = ctx.setdefault("settings", _settings)
     configure_logging(settings.log_level, settings.log_json)
-    alerts.configure(alerts.rules_from(settings.leak_threshold_kg_h, settings.stale_after_h))
+    alerts.configure(alerts.rules_from(settings))
     if "pool" not in ctx:
         ctx["pool"] = await db.create_pool(settings)
         ctx["owns_pool"] = True

@@ -1,9 +1,19 @@
 -- name: raise_alert
--- Raise an alert unless this site already has one with this dedupe key; returns the new id.
-INSERT INTO alerts (site_id, kind, dedupe_key, details)
-VALUES ($1, $2, $3, $4)
-ON CONFLICT (site_id, dedupe_key) DO NOTHING
-RETURNING id;
+-- Raise an alert unless this site already has one with this dedupe key, and write its event
+-- ($5) to the outbox in the same statement; returns the new alert's id.
+WITH raised AS (
+    INSERT INTO alerts (site_id, kind, dedupe_key, details)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (site_id, dedupe_key) DO NOTHING
+    RETURNING id, site_id, kind, details, raised_at
+), event AS (
+    INSERT INTO outbox (event_type, site_id, payload)
+    SELECT $5, site_id, jsonb_build_object(
+        'alert_id', id, 'site_id', site_id, 'kind', kind, 'details', details,
+        'raised_at', raised_at)
+    FROM raised
+)
+SELECT id FROM raised;
 
 -- name: site_for_alerts
 -- What the threshold rules need of a site: its limit and its year figure.

@@ -21,7 +21,9 @@ ON CONFLICT (site_id) DO UPDATE SET updated_at = t.updated_at;
 
 -- name: recompute_hours
 -- Recompute the given (site, UTC hour) buckets from raw readings; return each site's change,
--- and the hours whose largest window exceeds the leak rate $4 (kg/h) for the site's interval.
+-- the hours whose largest window exceeds the leak rate $4 (kg/h) for the site's interval, and
+-- the changes to months outside the open part of year $3: months closed (ended more than
+-- grace $5 ago) or of another year. Those are rare (late data), so they come back as arrays.
 WITH wanted AS (
     SELECT w.site_id, w.hour, coalesce(s.reporting_interval_s, 900) AS interval_s
     FROM unnest($1::bigint[], $2::timestamptz[]) AS w (site_id, hour)
@@ -47,6 +49,25 @@ WITH wanted AS (
     ON CONFLICT (site_id, hour) DO UPDATE
     SET total_kg = excluded.total_kg, readings = excluded.readings
     WHERE (h.total_kg, h.readings) IS DISTINCT FROM (excluded.total_kg, excluded.readings)
+), late AS (
+    SELECT f.site_id, date_trunc('month', f.hour, 'UTC') AS month,
+           sum(f.total_kg - coalesce(o.total_kg, 0)) AS delta_kg,
+           sum(f.readings - coalesce(o.readings, 0))::bigint AS delta_readings
+    FROM fresh AS f
+    LEFT JOIN old AS o ON o.site_id = f.site_id AND o.hour = f.hour
+    WHERE (f.total_kg, f.readings) IS DISTINCT FROM (o.total_kg, o.readings)
+      AND (f.hour < date_trunc('month', now() - $5::interval, 'UTC')
+           OR date_part('year', f.hour AT TIME ZONE 'UTC')::int <> $3::int)
+    GROUP BY 1, 2
+), late_by_site AS (
+    SELECT site_id,
+           array_agg((month AT TIME ZONE 'UTC')::date ORDER BY month) AS late_months,
+           array_agg(delta_kg ORDER BY month) AS late_kg,
+           array_agg(delta_readings ORDER BY month) AS late_readings,
+           array_agg(month + interval '1 month' + $5::interval <= now() ORDER BY month)
+               AS late_closed
+    FROM late
+    GROUP BY site_id
 )
 SELECT f.site_id,
        count(*)::int AS buckets,
@@ -59,11 +80,43 @@ SELECT f.site_id,
        coalesce(array_agg(f.hour ORDER BY f.hour) FILTER (WHERE f.peak_kg_h > $4), '{}')
            AS leak_hours,
        coalesce(array_agg(f.peak_kg_h ORDER BY f.hour) FILTER (WHERE f.peak_kg_h > $4), '{}')
-           AS leak_rates
+           AS leak_rates,
+       coalesce(min(l.late_months), '{}') AS late_months,
+       coalesce(min(l.late_kg), '{}') AS late_kg,
+       coalesce(min(l.late_readings), '{}') AS late_readings,
+       coalesce(min(l.late_closed), '{}') AS late_closed
 FROM fresh AS f
 LEFT JOIN old AS o ON o.site_id = f.site_id AND o.hour = f.hour
+LEFT JOIN late_by_site AS l ON l.site_id = f.site_id
 GROUP BY f.site_id
 ORDER BY f.site_id;
+
+-- name: record_restatements
+-- Changes to closed months: one restatement row and one report.restated event each.
+WITH r AS (
+    INSERT INTO report_restatements (site_id, month, delta_kg, delta_readings)
+    SELECT * FROM unnest($1::bigint[], $2::date[], $3::numeric[], $4::bigint[])
+    RETURNING id, site_id, month, delta_kg, delta_readings, restated_at
+)
+INSERT INTO outbox (event_type, site_id, payload)
+SELECT 'report.restated', site_id, jsonb_build_object(
+    'restatement_id', id, 'site_id', site_id, 'period', 'month',
+    'period_start', to_char(month, 'YYYY-MM-DD'), 'delta_kg', delta_kg::float8,
+    'delta_readings', delta_readings, 'restated_at', restated_at)
+FROM r
+ORDER BY id;
+
+-- name: year_totals
+-- A site's total for each given UTC year, from its buckets (late data for a past year).
+SELECT y AS year, coalesce(sum(h.total_kg), 0)::float8 AS year_kg,
+       (SELECT emission_limit_kg FROM sites WHERE id = $1) AS limit_kg
+FROM unnest($2::int[]) AS y
+LEFT JOIN site_hourly AS h
+  ON h.site_id = $1
+ AND h.hour >= make_timestamptz(y, 1, 1, 0, 0, 0, 'UTC')
+ AND h.hour < make_timestamptz(y + 1, 1, 1, 0, 0, 0, 'UTC')
+GROUP BY y
+ORDER BY y;
 
 -- name: add_to_totals
 -- Apply each site's change to its totals; a new calendar year's figure is summed afresh.
@@ -85,8 +138,24 @@ RETURNING t.site_id, t.year_kg::float8 AS year_kg,
           (SELECT s.emission_limit_kg FROM sites AS s WHERE s.id = t.site_id) AS limit_kg;
 
 -- name: mark_processed
--- Events applied in this transaction.
-UPDATE outbox SET processed_at = now(), last_error = NULL WHERE id = ANY ($1::bigint[]);
+-- Events applied in this transaction; each live subscription to an event's type gets a
+-- delivery to send (once: a replayed event is not queued twice). Returns deliveries queued.
+WITH done AS (
+    UPDATE outbox SET processed_at = now(), last_error = NULL
+    WHERE id = ANY ($1::bigint[])
+    RETURNING id, CASE event_type WHEN 'measurements.accepted' THEN 'batch.accepted'
+                                  ELSE event_type END AS event_type
+), queued AS (
+    INSERT INTO deliveries (subscription_id, event_id, event_type)
+    SELECT s.id, d.id, d.event_type
+    FROM done AS d
+    JOIN webhook_subscriptions AS s
+      ON s.disabled_at IS NULL AND s.event_types @> ARRAY[d.event_type]
+    ORDER BY d.id, s.id
+    ON CONFLICT (subscription_id, event_id) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*)::int FROM queued;
 
 -- name: mark_failed
 -- Back an event off after a failure; dead-letter it at the last allowed attempt.
