@@ -5,8 +5,11 @@ import { fill, h, setText } from "./dom.js";
 import { clock, count, duration, plural } from "./format.js";
 import { askToken } from "./token.js";
 import { POLL_MS, WORKER_STALE_S, recordQueue, store, workerProblem } from "./store.js";
+import { co2eOn, onUnitChange, setCo2e } from "./units.js";
+import * as alertsView from "./views/alerts.js";
 import * as ingestView from "./views/ingest.js";
 import * as queueView from "./views/queue.js";
+import * as reportView from "./views/report.js";
 import * as siteView from "./views/site.js";
 import * as sitesView from "./views/sites.js";
 
@@ -14,6 +17,10 @@ const main = document.getElementById("main");
 const banner = document.getElementById("banner");
 const live = document.getElementById("live");
 const workerPill = document.getElementById("worker-pill");
+const alertsLink = document.getElementById("alerts-link");
+const alertCount = document.getElementById("alert-count");
+const unitToggle = document.getElementById("unit-toggle");
+const ALERT_COUNT_LIMIT = 100;
 
 let current = null; // { name, key, view }
 let timer = null;
@@ -26,21 +33,25 @@ function parseHash() {
   const [path, query = ""] = raw.split("?");
   const params = Object.fromEntries(new URLSearchParams(query));
   const parts = path.split("/").filter(Boolean);
-  if (parts[0] === "sites" && /^\d+$/.test(parts[1] || "")) {
-    return { name: "site", module: siteView, params: { ...params, id: Number(parts[1]) } };
+  if ((parts[0] === "sites" || parts[0] === "site") && /^\d+$/.test(parts[1] || "")) {
+    const id = Number(parts[1]);
+    if (parts[2] === "report") return { name: "report", module: reportView, params: { ...params, id } };
+    return { name: "site", module: siteView, params: { ...params, id } };
   }
+  if (parts[0] === "alerts") return { name: "alerts", module: alertsView, params };
   if (parts[0] === "queue") return { name: "queue", module: queueView, params };
   if (parts[0] === "ingest") return { name: "ingest", module: ingestView, params };
   return { name: "sites", module: sitesView, params };
 }
 
-function route() {
+function route({ remount = false } = {}) {
   const next = parseHash();
   const key = `${next.name}:${JSON.stringify(next.params)}`;
-  if (current && current.key === key) return;
+  if (current && current.key === key && !remount) return;
   if (current) current.view.unmount?.();
+  const section = next.name === "site" || next.name === "report" ? "sites" : next.name;
   for (const link of document.querySelectorAll("nav.primary a")) {
-    const active = link.dataset.route === (next.name === "site" ? "sites" : next.name);
+    const active = link.dataset.route === section;
     if (active) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
@@ -50,7 +61,7 @@ function route() {
   document.title = `${view.title || "Dashboard"} · Emissions engine`;
   // Move focus to the new page's heading, as a page load would (screen readers announce it).
   const heading = main.querySelector("h1");
-  if (!firstRoute) {
+  if (!firstRoute && !remount) {
     window.scrollTo(0, 0);
     heading?.focus({ preventScroll: true });
   }
@@ -69,6 +80,7 @@ async function tick() {
     if (err instanceof Unreachable) reachable = false;
     else store.queueError = err;
   }
+  if (reachable) reachable = await countAlerts();
   if (reachable && current?.view.refresh) {
     try {
       await current.view.refresh();
@@ -87,6 +99,23 @@ async function tick() {
   }
   current?.view.afterTick?.();
   renderStatus();
+}
+
+/** The open-alert count on the nav link; false when the API did not answer. */
+async function countAlerts() {
+  try {
+    const page = await get(`/v1/alerts?status=open&limit=${ALERT_COUNT_LIMIT}`);
+    const n = page.items.length;
+    const text = page.next_before === null ? String(n) : `${ALERT_COUNT_LIMIT}+`;
+    setText(alertCount, text);
+    alertCount.hidden = n === 0;
+    alertsLink.setAttribute("aria-label", n ? `Alerts, ${text} open` : "Alerts, none open");
+  } catch (err) {
+    if (err instanceof Unreachable) return false;
+    alertCount.hidden = true; // an older API without alerts, or no token yet: no badge
+    alertsLink.removeAttribute("aria-label");
+  }
+  return true;
 }
 
 /** Run a poll now (coalescing with one in flight), then every POLL_MS. */
@@ -200,7 +229,18 @@ async function signIn() {
   if (token) poll();
 }
 
-window.addEventListener("hashchange", route);
+store.pollNow = poll;
+unitToggle.checked = co2eOn();
+unitToggle.addEventListener("change", () => setCo2e(unitToggle.checked));
+// Every figure of the page changes with the unit: build the page again, keeping the focus here.
+onUnitChange((on) => {
+  unitToggle.checked = on;
+  route({ remount: true });
+});
+window.addEventListener("storage", (e) => {
+  if (e.key === "emissions.unit") setCo2e(e.newValue === "co2e"); // another tab switched
+});
+window.addEventListener("hashchange", () => route());
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden) poll();
 });

@@ -59,7 +59,8 @@ function follow(container, chart, height) {
  * mode "cumulative": kg since 1 Jan (UTC) over the whole year, against the annual limit
  * (dashed) and the even-pace budget from 0 to the limit (dotted).
  */
-export function siteChart(container, { mode, from, to, hours, limitKg, yearStart, yearEnd, height = 280 }) {
+export function siteChart(container, { mode, from, to, hours, limitKg, yearStart, yearEnd, height = 280, fmt = mass, axisFmt = massAxis }) {
+  // hours[].total_kg and limitKg are in the unit shown (kg CH₄, or t CO₂e); fmt formats it.
   const c = colours();
   const hoursInYear = (yearEnd - yearStart) / 3600;
   let data;
@@ -77,10 +78,10 @@ export function siteChart(container, { mode, from, to, hours, limitKg, yearStart
       {
         label: "Emitted per hour", stroke: c.series, fill: c.seriesFill, width: 1,
         paths: uPlot.paths.bars({ size: [0.8, 28], gap: 1 }), points: { show: false },
-        value: (u, v) => (v === null ? "—" : `${mass(v)}/h`),
+        value: (u, v) => (v === null ? "—" : `${fmt(v)}/h`),
       },
       { label: "Limit pace", stroke: c.limit, width: 1.5, dash: [6, 4], points: { show: false },
-        value: (u, v) => (v === null ? "—" : `${mass(v)}/h`) },
+        value: (u, v) => (v === null ? "—" : `${fmt(v)}/h`) },
     ];
     range = [from, to];
   } else {
@@ -105,11 +106,11 @@ export function siteChart(container, { mode, from, to, hours, limitKg, yearStart
       { value: (u, v) => (v === null ? "—" : utc(new Date(v * 1000), { seconds: false })) },
       { label: "Emitted this year", stroke: c.series, fill: c.seriesFill, width: 2,
         paths: uPlot.paths.stepped({ align: 1 }), points: { show: false },
-        value: (u, v) => (v === null ? "—" : mass(v)) },
+        value: (u, v) => (v === null ? "—" : fmt(v)) },
       { label: "Annual limit", stroke: c.limit, width: 1.5, dash: [6, 4], points: { show: false },
-        value: (u, v) => (v === null ? "—" : mass(v)) },
+        value: (u, v) => (v === null ? "—" : fmt(v)) },
       { label: "Even-pace budget", stroke: c.budget, width: 1, dash: [2, 3], points: { show: false },
-        value: (u, v) => (v === null ? "—" : mass(v)) },
+        value: (u, v) => (v === null ? "—" : fmt(v)) },
     ];
     range = [yearStart, yearEnd];
   }
@@ -119,7 +120,7 @@ export function siteChart(container, { mode, from, to, hours, limitKg, yearStart
     tzDate: UTC,
     cursor: { drag: { x: false, y: false }, points: { size: 6 } },
     scales: { x: { time: true, auto: false, range }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.08 : 1] } },
-    axes: [axis(c, { values: timeValues, space: 60 }), axis(c, { size: 64, values: (u, vals) => vals.map(massAxis) })],
+    axes: [axis(c, { values: timeValues, space: 60 }), axis(c, { size: 64, values: (u, vals) => vals.map(axisFmt) })],
     series,
     legend: { live: true },
     hooks: { setCursor: [(u) => legendAtEnd(u)] },

@@ -4,6 +4,7 @@ import { describe } from "../api.js";
 import { badge, h, setText } from "../dom.js";
 import { ago, mass, percent, utc } from "../format.js";
 import { SITE_STALE_S } from "../store.js";
+import { co2eOn, gwpLabel, tonnes, toCo2e } from "../units.js";
 
 const STATUS_TONE = { ok: "ok", warning: "warning", exceeded: "danger" };
 const STATUS_TEXT = { ok: "OK", warning: "Warning", exceeded: "Exceeded" };
@@ -48,9 +49,26 @@ export function updateLimitBar(el, site) {
   const cls = `bar-fill bar-${tone}`;
   if (fillEl.className !== cls) fillEl.className = cls;
   bar.setAttribute("aria-valuenow", String(Math.round(Math.min(pct, 100))));
-  const label = `${mass(site.year_kg)} of ${mass(site.emission_limit_kg)} (${percent(pct)})`;
-  bar.setAttribute("aria-label", `Year to date: ${label}`);
-  setText(el.querySelector(".limit-text"), `${mass(site.year_kg)} / ${mass(site.emission_limit_kg)} · ${percent(pct)}`);
+  let used = mass(site.year_kg);
+  let limit = mass(site.emission_limit_kg);
+  let short = `${used} / ${limit}`;
+  if (co2eOn()) {
+    used = tonnes(site.year_t_co2e);
+    limit = tonnes(toCo2e(site.emission_limit_kg, site.gwp));
+    short = `${tonnes(site.year_t_co2e, { suffix: false })} / ${limit}`;
+  }
+  bar.setAttribute("aria-label", `Year to date: ${used} of ${limit} (${percent(pct)})`);
+  setText(el.querySelector(".limit-text"), `${short} · ${percent(pct)}`);
+}
+
+/** The stated factor beside CO₂e figures ("t CO₂e with GWP100 AR6 fossil = 29.8"); hidden in kg. */
+export function gwpNote() {
+  return h("p", { class: "gwp-note muted small", hidden: true });
+}
+
+export function updateGwpNote(el, gwp, prefix = "Figures in t CO₂e") {
+  el.hidden = !co2eOn() || !gwp;
+  if (gwp) setText(el, `${prefix}: kg CH₄ × ${gwp.factor} / 1000 (${gwpLabel(gwp)}).`);
 }
 
 /** "3 min ago", with the absolute time as a tooltip and a stale tag when it is old. */

@@ -96,7 +96,9 @@ export function mount(root) {
       link.href = `#/sites/${e.site_id}`;
       setText(link, siteLabel(e.site_id));
       const batch = row.querySelector(".batch");
-      setText(batch, `${p.device_id || "?"} · ${count(p.accepted)} readings · ${span(p.first_ts, p.last_ts)}`);
+      const isBatch = !e.event_type || e.event_type === "measurements.accepted";
+      // Notices (alerts raised, restatements) only travel to subscribers: name their type.
+      setText(batch, isBatch ? `${p.device_id || "?"} · ${count(p.accepted)} readings · ${span(p.first_ts, p.last_ts)}` : e.event_type);
       batch.title = `batch ${p.batch_id || "?"} · request ${p.request_id || "?"}`;
       setText(row.querySelector(".attempts"), count(e.attempts));
       const err = row.querySelector(".error-text");

@@ -5,9 +5,13 @@ import { badge, fill, h, reconcile, setText } from "../dom.js";
 import { ago, count, mass, percent, shortId, utc, window as span } from "../format.js";
 import { rememberSites } from "../store.js";
 import { siteChart } from "../chart.js";
+import { co2eOn, tonnes, tonnesAxis, toCo2e } from "../units.js";
+import { alertRow } from "./alerts.js";
 import {
   errorSlot,
   freshness,
+  gwpNote,
+  updateGwpNote,
   limitBar,
   statusBadge,
   tile,
@@ -21,6 +25,7 @@ const RANGES = [
   { key: "30d", label: "30 d", seconds: 30 * 86400 },
   { key: "year", label: "Year" },
 ];
+const BATCH_EVENT = "measurements.accepted";
 const CHART_MAX_AGE_MS = 60_000; // redraw at least this often so the window keeps moving
 let lastRange = "24h";
 
@@ -60,6 +65,24 @@ export function mount(root, params) {
   tiles.ytd.sub.replaceChildren(bar);
   const fresh = freshness();
   tiles.last.value.replaceChildren(fresh);
+  const note = gwpNote();
+  const alertList = h("ol", { class: "alert-list", id: "site-alerts", "aria-label": "Open alerts of this site" });
+  const alertsEmpty = h("p", { class: "empty ok-text", hidden: true }, "No open alerts.");
+  const alertNote = h("p", { class: "notice", role: "status", "aria-live": "polite", hidden: true });
+  const alertsCard = h("section", { class: "card", "aria-labelledby": "site-alerts-title", id: "site-alerts-card", hidden: true },
+    h("div", { class: "card-head" }, h("h2", { id: "site-alerts-title" }, "Open alerts"),
+      h("a", { class: "button small ghost", href: `#/alerts?status=open&site=${id}` }, "All alerts of this site")),
+    alertNote, alertList, alertsEmpty);
+  const alerts = alertRow((done) => {
+    alertNote.hidden = false;
+    alertNote.className = "notice notice-ok";
+    setText(alertNote, `Alert #${done.id} acknowledged by ${done.acknowledged_by}.`);
+    refreshAlerts();
+  }, (text, tone) => {
+    alertNote.hidden = false;
+    alertNote.className = `notice notice-${tone}`;
+    setText(alertNote, text);
+  });
 
   const rangeGroup = h("div", { class: "segmented", role: "radiogroup", "aria-label": "Chart range" },
     RANGES.map((r) => h("label", { class: "seg" },
@@ -81,9 +104,13 @@ export function mount(root, params) {
 
   fill(root,
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/sites" }, "Sites"), " / ", h("span", { class: "crumb-current" }, `#${id}`)),
-    h("div", { class: "page-head" }, h("div", { class: "title-row" }, title, status), meta),
+    h("div", { class: "page-head" },
+      h("div", { class: "title-row" }, title, status,
+        h("a", { class: "button small", href: `#/sites/${id}/report`, id: "report-link" }, "Reports")),
+      meta, note),
     errors.el,
     h("section", { class: "tiles", "aria-label": "Figures" }, Object.values(tiles).map((t) => t.el)),
+    alertsCard,
     h("section", { class: "card", "aria-labelledby": "chart-title" },
       h("div", { class: "card-head" }, h("h2", { id: "chart-title" }, "Emissions"), rangeGroup),
       chartBox, chartEmpty, chartNote),
@@ -98,11 +125,13 @@ export function mount(root, params) {
     fill(status, statusBadge(site.status));
     setText(root.querySelector(".crumb-current"), site.name);
     setText(meta, `Site #${site.id} · created ${utc(site.created_at, { seconds: false })} · limit counted per UTC calendar year ${site.year}`);
-    setText(tiles.ytd.value, mass(site.year_kg));
+    const co2e = co2eOn();
+    setText(tiles.ytd.value, co2e ? tonnes(site.year_t_co2e) : mass(site.year_kg));
     updateLimitBar(bar, site);
-    setText(tiles.limit.value, mass(site.emission_limit_kg));
-    setText(tiles.limit.sub, `${percent(site.percent_of_limit)} used · status ${site.status}`);
-    setText(tiles.lifetime.value, mass(site.lifetime_kg));
+    setText(tiles.limit.value, co2e ? tonnes(toCo2e(site.emission_limit_kg, site.gwp)) : mass(site.emission_limit_kg));
+    setText(tiles.limit.sub, `${co2e ? `${mass(site.emission_limit_kg)} CH₄ · ` : ""}${percent(site.percent_of_limit)} used · status ${site.status}`);
+    setText(tiles.lifetime.value, co2e ? tonnes(site.lifetime_t_co2e) : mass(site.lifetime_kg));
+    updateGwpNote(note, site.gwp);
     setText(tiles.lifetime.sub, "all years");
     updateFreshness(fresh, site);
     setText(tiles.last.sub, site.last_reading_at ? utc(site.last_reading_at, { seconds: false }) : "");
@@ -126,16 +155,29 @@ export function mount(root, params) {
     chart?.destroy();
     chartBox.replaceChildren();
     const mode = range === "year" ? "cumulative" : "rate";
-    chart = siteChart(chartBox, { mode, from, to, hours: series.hours, limitKg: site.emission_limit_kg, yearStart, yearEnd });
+    // In CO₂e the bars are the API's per-hour t_co2e and the limit is converted with the
+    // factor the API states for the series.
+    const co2e = co2eOn();
+    const gwp = series.gwp || site.gwp;
+    const hours = co2e ? series.hours.map((p) => ({ ...p, total_kg: p.t_co2e })) : series.hours;
+    const limit = co2e ? toCo2e(site.emission_limit_kg, gwp) : site.emission_limit_kg;
+    const fmt = co2e ? tonnes : mass;
+    chart = siteChart(chartBox, {
+      mode, from, to, hours, limitKg: limit, yearStart, yearEnd,
+      ...(co2e ? { fmt, axisFmt: tonnesAxis } : {}),
+    });
     chartBox.dataset.points = String(series.hours.length);
     chartBox.dataset.mode = mode;
+    chartBox.dataset.unit = co2e ? "t_co2e" : "kg";
     const hoursInYear = (yearEnd - yearStart) / 3600;
-    const total = series.hours.reduce((s, p) => s + p.total_kg, 0);
+    const total = hours.reduce((s, p) => s + p.total_kg, 0);
+    const unit = co2e ? "t CO₂e" : "kg";
+    const factor = co2e ? ` CO₂e with ${gwp.version.replace(/-/g, " ")} GWP100 = ${gwp.factor}.` : "";
     chartEmpty.hidden = series.hours.length > 0;
     setText(chartEmpty, "No readings in this range.");
-    setText(chartNote, mode === "rate"
-      ? `Bars: kg emitted per UTC hour (${mass(total)} in range). Dashed line: limit pace, the annual limit spread evenly over the year's ${count(hoursInYear)} hours = ${mass(site.emission_limit_kg / hoursInYear)}/h. Hours above it use the limit faster than it allows.`
-      : `Cumulative kg since 1 Jan ${now.getUTCFullYear()} UTC (${mass(total)}). Dashed: the annual limit (${mass(site.emission_limit_kg)}). Dotted: the even-pace budget; above it, the site is on course to exceed its limit.`);
+    setText(chartNote, (mode === "rate"
+      ? `Bars: ${unit} emitted per UTC hour (${fmt(total)} in range). Dashed line: limit pace, the annual limit spread evenly over the year's ${count(hoursInYear)} hours = ${fmt(limit / hoursInYear)}/h. Hours above it use the limit faster than it allows.`
+      : `Cumulative ${unit} since 1 Jan ${now.getUTCFullYear()} UTC (${fmt(total)}). Dashed: the annual limit (${fmt(limit)}). Dotted: the even-pace budget; above it, the site is on course to exceed its limit.`) + factor);
   }
 
   function createBatch() {
@@ -168,6 +210,19 @@ export function mount(root, params) {
     rid.title = p.request_id || "";
   }
 
+  async function refreshAlerts() {
+    try {
+      const page = await get(`/v1/alerts?status=open&site_id=${id}&limit=20`);
+      reconcile(alertList, page.items, (a) => a.id, alerts.create, alerts.update);
+      alertsCard.hidden = false;
+      alertList.hidden = page.items.length === 0;
+      alertsEmpty.hidden = page.items.length > 0;
+    } catch (err) {
+      if (err instanceof Unreachable) throw err;
+      alertsCard.hidden = true; // an API without alerts: the rest of the page still works
+    }
+  }
+
   async function refresh() {
     try {
       const [s, events] = await Promise.all([
@@ -177,9 +232,12 @@ export function mount(root, params) {
       site = s;
       rememberSites([s]);
       renderSite();
-      reconcile(batchBody, events.items, (e) => e.id, createBatch, updateBatch);
-      batches.hidden = events.items.length === 0;
-      batchEmpty.hidden = events.items.length > 0;
+      // The outbox also carries notices (alerts raised, restatements) for subscribers: not batches.
+      const batchEvents = events.items.filter((e) => !e.event_type || e.event_type === BATCH_EVENT);
+      reconcile(batchBody, batchEvents, (e) => e.id, createBatch, updateBatch);
+      batches.hidden = batchEvents.length === 0;
+      batchEmpty.hidden = batchEvents.length > 0;
+      await refreshAlerts();
       await drawChart();
       errors.clear();
     } catch (err) {

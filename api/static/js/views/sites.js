@@ -4,10 +4,13 @@ import { getAll } from "../api.js";
 import { fill, h, reconcile, setText } from "../dom.js";
 import { age, count, mass } from "../format.js";
 import { SITE_STALE_S, rememberSites } from "../store.js";
+import { amount, co2eOn, tonnes } from "../units.js";
 import {
   STATUS_RANK,
   errorSlot,
   freshness,
+  gwpNote,
+  updateGwpNote,
   isStale,
   limitBar,
   statusBadge,
@@ -111,7 +114,7 @@ export function mount(root) {
     setText(row.querySelector(".id"), ` #${site.id}`);
     updateStatusBadge(row.querySelector(".status-cell .badge"), site.status);
     updateLimitBar(row.querySelector(".limit"), site);
-    setText(row.querySelector(".lifetime"), mass(site.lifetime_kg));
+    setText(row.querySelector(".lifetime"), amount(site.lifetime_kg, { t: site.lifetime_t_co2e }));
     updateFreshness(row.querySelector(".fresh"), site);
     setText(row.querySelector(".readings"), count(site.reading_count));
     row.classList.toggle("row-stale", isStale(site));
@@ -143,17 +146,22 @@ export function mount(root) {
     setText(tiles.stale.value, count(stale));
     setText(tiles.stale.sub, `no reading for > ${age(SITE_STALE_S)}${noData ? ` · ${count(noData)} without any` : ""}`);
     tiles.stale.el.classList.toggle("tile-warning", stale > 0);
-    setText(tiles.ytd.value, mass(sites.reduce((sum, s) => sum + s.year_kg, 0)));
-    setText(tiles.ytd.sub, `lifetime ${mass(sites.reduce((sum, s) => sum + s.lifetime_kg, 0))}`);
+    const sum = (f) => sites.reduce((total, s) => total + s[f], 0);
+    const co2e = co2eOn();
+    setText(tiles.ytd.value, co2e ? tonnes(sum("year_t_co2e")) : mass(sum("year_kg")));
+    setText(tiles.ytd.sub, `lifetime ${co2e ? tonnes(sum("lifetime_t_co2e")) : mass(sum("lifetime_kg"))}`);
+    updateGwpNote(note, sites[0]?.gwp);
     tiles.exceeded.el.classList.toggle("tile-danger", sites.some((s) => s.status === "exceeded"));
     tiles.warning.el.classList.toggle("tile-warning", sites.some((s) => s.status === "warning"));
   }
 
+  const note = gwpNote();
   renderHead();
   fill(root,
     h("div", { class: "page-head" },
       h("h1", { tabindex: "-1" }, "Sites"),
-      h("p", { class: "muted" }, "Year to date is the current UTC calendar year, against each site's annual limit.")),
+      h("p", { class: "muted" }, "Year to date is the current UTC calendar year, against each site's annual limit."),
+      note),
     h("section", { class: "tiles", "aria-label": "Summary" }, Object.values(tiles).map((t) => t.el)),
     errors.el,
     h("section", { class: "card", "aria-label": "Site list" },
