@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 
 import asyncpg
 import httpx
@@ -10,7 +12,7 @@ from arq.connections import ArqRedis
 from arq.worker import Worker
 
 from service import db
-from service.nudge import DRAIN_JOB_ID
+from service.nudge import DRAIN_JOB_ID, Doorbell
 from service.settings import Settings
 from service.worker_ops import WorkerState
 from tests.integration.helpers import batch, make_site, post_batch, readings
@@ -70,3 +72,32 @@ async def test_ingest_answers_202_when_redis_is_unreachable(
         assert ready.status_code == 200
         assert ready.json() == {"status": "degraded", "postgres": "ok", "redis": "degraded"}
     assert await conn.fetchval("SELECT count(*) FROM outbox") == 1
+
+
+class _RecordingRedis:
+    """Stands in for ArqRedis: records when each enqueue started."""
+
+    def __init__(self) -> None:
+        self.enqueued: list[float] = []
+
+    async def enqueue_job(self, function: str, *, _job_id: str) -> None:
+        self.enqueued.append(time.monotonic())
+        await asyncio.sleep(0.005)  # a round trip
+
+
+async def test_rings_coalesce_and_every_commit_is_followed_by_a_ring_within_the_interval() -> None:
+    redis = _RecordingRedis()
+    bell = Doorbell(redis, timeout_s=1.0, interval_s=0.05)  # type: ignore[arg-type]
+    last_ring = 0.0
+    for _ in range(40):  # a commit every 5 ms for 0.2 s
+        bell.ring()
+        last_ring = time.monotonic()
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.2)
+    await bell.close()
+    # One ring per interval at most, not one per commit...
+    assert 2 <= len(redis.enqueued) <= 7, redis.enqueued
+    gaps = [b - a for a, b in itertools.pairwise(redis.enqueued)]
+    assert min(gaps) >= 0.045, gaps
+    # ...and the last commit's ring starts within the interval (plus the ring in flight).
+    assert last_ring <= redis.enqueued[-1] <= last_ring + 0.05 + 0.05
