@@ -38,7 +38,8 @@ ARTIFACTS = ROOT / "artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 LOGS = ARTIFACTS / "e2e-logs"
 ADMIN_TOKEN = "dev-admin-token"
-DATABASE = "e2e_dashboard"
+PRODUCTION_TOKEN = "prod-token-for-e2e"
+DATABASE = f"e2e_dashboard_{os.getpid()}"
 LAPTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 # Dead-letter after two quick failures, so the poison test waits about a second, not minutes.
@@ -98,6 +99,27 @@ async def worker(
     )
     async with process:
         yield process
+
+
+@pytest.fixture(scope="session")
+async def production_api(
+    database_url: str, redis_server: RedisServer, artifacts: Path
+) -> AsyncIterator[ApiProcess]:
+    """A second API process on the same database, in production mode: reads need a token."""
+    process = ApiProcess(
+        env={
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_server.url,
+            "ENVIRONMENT": "production",
+            "ADMIN_TOKENS": f"ops:{PRODUCTION_TOKEN}",
+        },
+        log_dir=LOGS,
+        name="api-production",
+    )
+    await process.start()
+    yield process
+    await process.stop()
+    process.close()
 
 
 @pytest.fixture(scope="session")

@@ -129,10 +129,13 @@ class Seeder:
         self.admin = {"Authorization": f"Bearer {admin_token}"}
         self.keys: dict[tuple[int, str], str] = {}
 
-    async def site(self, name: str, limit_kg: float) -> dict[str, Any]:
-        response = await self.client.post(
-            "/v1/sites", json={"name": name, "emission_limit_kg": limit_kg}, headers=self.admin
-        )
+    async def site(
+        self, name: str, limit_kg: float, *, reporting_interval_s: int | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name, "emission_limit_kg": limit_kg}
+        if reporting_interval_s is not None:
+            body["reporting_interval_s"] = reporting_interval_s
+        response = await self.client.post("/v1/sites", json=body, headers=self.admin)
         assert response.status_code == 201, response.text
         site: dict[str, Any] = response.json()
         return site

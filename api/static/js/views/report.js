@@ -219,7 +219,7 @@ export function mount(root, params) {
     const main = h("tr", { class: "period-row", dataset: { period: key, closed: String(r.closed) } },
       h("th", { scope: "row", class: "period" }, periodLabel(kind, r.period_start)),
       state,
-      h("td", { class: "num total" }, co2e ? tonnes(r.t_co2e) : mass(r.total_kg)),
+      h("td", { class: "num total", dataset: { label: "Total" } }, co2e ? tonnes(r.t_co2e) : mass(r.total_kg)),
       h("td", { class: "num col-opt limit-kg" }, co2e ? tonnes(toCo2e(r.limit_kg, gwp)) : mass(r.limit_kg)),
       h("td", { class: "pct" }, badge(percent(pct), pctTone)),
       h("td", { class: "col-opt peak" }, peak),
@@ -247,7 +247,7 @@ export function mount(root, params) {
     const gwp = data.gwp;
     const reports = data.reports;
     const interval = reports[0]?.completeness.interval_s ?? site?.reporting_interval_s ?? 900;
-    setText(unitHead, co2e ? "t CO₂e" : "CH₄");
+    setText(unitHead, co2e ? "Total, t CO₂e" : "Total, CH₄");
     fill(tbody, reports.flatMap((r) => row(r, data.period, interval, gwp)));
     root.querySelector("#report-loading")?.remove();
 
