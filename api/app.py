@@ -27,6 +27,7 @@ from api.routes import (
     measurements,
     metrics,
     ops,
+    reports,
     sites,
 )
 from service import db, migrate
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             ops.OpsController,
             devices.DevicesController,
             alerts.AlertsController,
+            reports.ReportsController,
             health.live,
             health.ready,
             health.list_problem_types,
