@@ -29,6 +29,7 @@ from api.routes import (
     ops,
     reports,
     sites,
+    subscriptions,
 )
 from service import db, migrate
 from service.logs import configure_logging
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             ops.OpsController,
             devices.DevicesController,
             alerts.AlertsController,
+            subscriptions.SubscriptionsController,
+            subscriptions.replay_deliveries,
             reports.ReportsController,
             health.live,
             health.ready,

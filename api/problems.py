@@ -17,6 +17,7 @@ from domain.errors import FieldError, InvalidBatch
 from service import errors as svc
 from service import metrics
 from service.alerts import AlertNotFound
+from service.subscriptions import SubscriptionNotFound
 
 PROBLEM_JSON = "application/problem+json"
 # Framework error headers worth keeping on the problem response.
@@ -60,6 +61,7 @@ TABLE: dict[type[Exception], ProblemType] = {
     svc.DeviceKeyNotFound: ProblemType("device-key-not-found", 404, "Device key not found"),
     svc.RateLimited: ProblemType("rate-limited", 429, "Too many requests"),
     AlertNotFound: ProblemType("alert-not-found", 404, "Alert not found"),
+    SubscriptionNotFound: ProblemType("subscription-not-found", 404, "Subscription not found"),
 }
 
 # Litestar's own errors (routing, size limit, parameters), by status code.

@@ -29,6 +29,14 @@ DRAIN_BATCH = Histogram(
 DRAIN_SECONDS = Histogram("emissions_drain_duration_seconds", "Wall time of one drain job")
 APPLIED = Counter("emissions_events_applied_total", "Outbox events applied by this worker")
 DEAD_LETTERED = Counter("emissions_events_dead_lettered_total", "Events dead-lettered")
+DELIVERIES = Counter(
+    "emissions_webhook_attempts_total", "Webhook delivery attempts, by result", ["result"]
+)
+DELIVERY_SECONDS = Histogram(
+    "emissions_webhook_attempt_seconds",
+    "Wall time of one webhook attempt",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 
 
 def count_receipt(accepted: int, duplicates: int, conflicts: int) -> None:

@@ -185,26 +185,34 @@ async def hourly(
 class RetentionReport:
     outbox_deleted: int
     keys_deleted: int
+    deliveries_deleted: int = 0
 
 
 async def apply_retention(
     conn: asyncpg.Connection, *, outbox_days: int, batch: int = 5000, max_batches: int = 100
 ) -> RetentionReport:
-    """Delete processed events older than `outbox_days` and expired idempotency records,
-    in bounded batches (short transactions, no long locks)."""
+    """Delete processed events and delivered webhook deliveries older than `outbox_days`
+    and expired idempotency records, in bounded batches (short transactions, no long locks).
+    An event some delivery still owes (or has dead-lettered) is kept."""
     q = queries.load(Q)
+    delivery_q = queries.load("delivery")
     cutoff = datetime.now(UTC) - timedelta(days=outbox_days)
-    totals = [0, 0]
-    for i, (name, args) in enumerate(
-        [("delete_processed", (cutoff, batch)), ("delete_expired_keys", (batch,))]
-    ):
+    totals = [0, 0, 0]
+    steps = [
+        (q["delete_processed"], (cutoff, batch)),
+        (q["delete_expired_keys"], (batch,)),
+        (delivery_q["delete_delivered"], (cutoff, batch)),
+    ]
+    for i, (query, args) in enumerate(steps):
         for _ in range(max_batches):
-            status = await conn.execute(q[name], *args)
+            status = await conn.execute(query, *args)
             deleted = int(status.rsplit(" ", 1)[-1])
             totals[i] += deleted
             if deleted < batch:
                 break
-    return RetentionReport(outbox_deleted=totals[0], keys_deleted=totals[1])
+    return RetentionReport(
+        outbox_deleted=totals[0], keys_deleted=totals[1], deliveries_deleted=totals[2]
+    )
 
 
 async def maintain(conn: asyncpg.Connection, *, outbox_days: int) -> dict[str, Any]:
@@ -215,6 +223,7 @@ async def maintain(conn: asyncpg.Connection, *, outbox_days: int) -> dict[str, A
         "partitions_created": created,
         "outbox_deleted": report.outbox_deleted,
         "keys_deleted": report.keys_deleted,
+        "deliveries_deleted": report.deliveries_deleted,
     }
 
 

@@ -66,7 +66,6 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     delivery_backoff_base_s: PositiveFloat = 2.0
     delivery_backoff_cap_s: PositiveFloat = 3600.0
     delivery_poll_s: PositiveFloat = 0.5  # how often the delivery loop looks for due work
-    delivery_retention_days: PositiveInt = 7  # delivered rows kept this long
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

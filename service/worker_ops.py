@@ -7,6 +7,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -28,6 +29,8 @@ class WorkerState:
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
     drained: int = 0
+    # Called when a drain queued webhook deliveries (the process's delivery loop wakes up).
+    wake_delivery: Callable[[], None] | None = None
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -57,6 +60,8 @@ async def drain_until_idle(
         if time.perf_counter() - started > settings.drain_budget_s:
             break
     state.drained += total.applied
+    if total.deliveries and state.wake_delivery is not None:
+        state.wake_delivery()
     if total.claimed:
         metrics.DRAIN_BATCH.observe(total.applied)
         metrics.DRAIN_SECONDS.observe(time.perf_counter() - started)

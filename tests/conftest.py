@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -20,7 +21,8 @@ from service.settings import Settings
 from tests.harness.databases import create_database, drop_database
 from tests.harness.services import PostgresServer, RedisServer, start_postgres, start_redis
 
-TEMPLATE = "emissions_template"
+# Per process: test sessions running side by side on one server never drop each other's.
+TEMPLATE = f"emissions_template_{os.getpid()}"
 _db_numbers = itertools.count()
 
 
@@ -39,7 +41,7 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
-async def template_db(pg_server: PostgresServer) -> str:
+async def template_db(pg_server: PostgresServer) -> AsyncIterator[str]:
     """A database with every migration applied; tests clone it (fast: a file copy)."""
     conn = await asyncpg.connect(await create_database(pg_server, TEMPLATE))
     try:
@@ -47,12 +49,13 @@ async def template_db(pg_server: PostgresServer) -> str:
         await migrate.ensure_partitions(conn)
     finally:
         await conn.close()
-    return TEMPLATE
+    yield TEMPLATE
+    await drop_database(pg_server, TEMPLATE)
 
 
 @pytest.fixture
 async def db_url(pg_server: PostgresServer, template_db: str) -> AsyncIterator[str]:
-    name = f"test_{next(_db_numbers)}"
+    name = f"test_{os.getpid()}_{next(_db_numbers)}"
     yield await create_database(pg_server, name, template=template_db)
     await drop_database(pg_server, name)
 

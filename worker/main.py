@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from service import db, worker_ops
+from service.delivery import Deliverer
 from service.errors import DatabaseUnavailable
 from service.logs import configure_logging
 from service.settings import Settings
@@ -61,6 +62,10 @@ async def supervise(settings: Settings) -> None:
     beat = asyncio.create_task(
         worker_ops.beat_forever(pool, state, every_s=settings.sweep_interval_s)
     )
+    # Webhook deliveries run beside arq, so they go on while Redis is down too.
+    deliverer = Deliverer(pool, settings)
+    state.wake_delivery = deliverer.wake
+    delivering = asyncio.create_task(deliverer.run_forever())
     stopping = asyncio.Event()
     current: list[Worker] = []
     main = asyncio.current_task()
@@ -88,6 +93,9 @@ async def supervise(settings: Settings) -> None:
             raise
     finally:
         beat.cancel()
+        delivering.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await delivering
         await pool.close()
         log.info("worker_exited", drained=state.drained)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import structlog
@@ -10,6 +11,7 @@ from arq import cron, func
 from arq.connections import RedisSettings
 
 from service import alerts, db, worker_ops
+from service.delivery import Deliverer
 from service.logs import configure_logging
 from service.nudge import DRAIN_JOB
 from service.settings import Settings
@@ -32,12 +34,19 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["heartbeat"] = asyncio.create_task(
             worker_ops.beat_forever(ctx["pool"], ctx["state"], every_s=settings.sweep_interval_s)
         )
+        deliverer = Deliverer(ctx["pool"], settings)
+        ctx["state"].wake_delivery = deliverer.wake
+        ctx["delivering"] = asyncio.create_task(deliverer.run_forever())
     log.info("worker_started", worker_id=ctx["state"].worker_id)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     if ctx.pop("owns_pool", False):
         ctx.pop("heartbeat").cancel()
+        delivering = ctx.pop("delivering")
+        delivering.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await delivering
         await ctx.pop("pool").close()
     log.info("worker_stopped")
 

@@ -71,9 +71,17 @@ WHERE site_id = $1 AND hour >= $2 AND hour < $3
 ORDER BY hour;
 
 -- name: delete_processed
--- Retention: up to $2 processed events older than $1.
+-- Retention: up to $2 processed events older than $1, except those a webhook delivery still
+-- needs (pending, retrying or dead-lettered: a replay sends the event from here).
 DELETE FROM outbox
-WHERE id IN (SELECT id FROM outbox WHERE processed_at < $1 ORDER BY processed_at LIMIT $2);
+WHERE id IN (
+    SELECT o.id FROM outbox AS o
+    WHERE o.processed_at < $1
+      AND NOT EXISTS (SELECT 1 FROM deliveries AS d
+                      WHERE d.event_id = o.id AND d.delivered_at IS NULL)
+    ORDER BY o.processed_at
+    LIMIT $2
+);
 
 -- name: delete_expired_keys
 -- Retention: up to $1 expired idempotency records.

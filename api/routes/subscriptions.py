@@ -1,0 +1,201 @@
+"""Webhook subscriptions: register (admin; the secret is shown once), list with delivery
+health, disable (admin); a subscription's deliveries; replay of deliveries (admin)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import asyncpg
+import msgspec
+from litestar import Controller, Request, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
+from msgspec import Meta
+
+from api.auth import require_admin, require_reader
+from api.decode import body_operation, decode_json
+from api.errors import InvalidBody
+from api.schemas import AuditOut, Base
+from domain.errors import FieldError
+from service import db, subscriptions
+from service.sites import MAX_ID
+from service.subscriptions import InvalidSubscription, Subscription
+
+DeliveryStatus = Literal["pending", "backoff", "delivered", "dead", "all"]
+
+
+class SubscriptionCreate(Base):
+    """A receiver URL, the event types it wants, and optionally its own secret (whsec_...)."""
+
+    url: Annotated[str, Meta(min_length=8, max_length=2000)]
+    event_types: Annotated[list[str], Meta(min_length=1, max_length=16)]
+    description: Annotated[str, Meta(max_length=500)] = ""
+    secret: Annotated[str, Meta(max_length=200)] | None = None
+
+
+class SubscriptionCreated(Base):
+    secret: str  # shown once: store it to verify signatures
+    subscription: Subscription
+
+
+class SubscriptionList(Base):
+    items: list[Subscription]
+
+
+class DeliveryOut(Base):
+    id: int
+    subscription_id: int
+    event_id: int
+    event_type: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    dead_at: datetime | None
+
+
+class DeliveryPage(Base):
+    items: list[DeliveryOut]
+    next_before: int | None = None
+
+
+class DeliveryReplayRequest(Base):
+    """Exactly one of: delivery_ids; subscription_id (all of it, or with all_dead only its
+    dead-lettered ones); all_dead alone (every dead delivery). dry_run changes nothing."""
+
+    delivery_ids: Annotated[list[int], Meta(min_length=1, max_length=10_000)] | None = None
+    subscription_id: Annotated[int, Meta(ge=1, le=MAX_ID)] | None = None
+    all_dead: bool = False
+    dry_run: bool = False
+
+
+class DeliveryReplayOut(Base):
+    delivery_ids: list[int]
+    replayed: int
+    dry_run: bool
+    audit: AuditOut
+
+
+_decode_create = msgspec.json.Decoder(SubscriptionCreate)
+_decode_replay = msgspec.json.Decoder(DeliveryReplayRequest)
+
+
+class SubscriptionsController(Controller):
+    path = "/v1/subscriptions"
+    tags = ["subscriptions"]  # noqa: RUF012 (Controller declares it as a plain attribute)
+    guards = [require_reader]  # noqa: RUF012
+
+    @post(
+        operation_id="createSubscription",
+        status_code=201,
+        guards=[require_admin],
+        security=[{"bearer": []}],
+        operation_class=body_operation(SubscriptionCreate, "Receiver URL and event types"),
+    )
+    async def create(
+        self, request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
+    ) -> SubscriptionCreated:
+        data = await decode_json(request, _decode_create)
+        async with db.connection(pool) as conn:
+            try:
+                sub, secret = await subscriptions.create(
+                    conn,
+                    url=data.url,
+                    event_types=data.event_types,
+                    description=data.description,
+                    secret=data.secret,
+                    actor=request.scope["state"]["operator"],
+                )
+            except InvalidSubscription as exc:
+                raise InvalidBody(exc.errors) from exc
+        return SubscriptionCreated(secret=secret, subscription=sub)
+
+    @get(operation_id="listSubscriptions")
+    async def list_subscriptions(
+        self, pool: NamedDependency[asyncpg.Pool], include_disabled: FromQuery[bool] = False
+    ) -> SubscriptionList:
+        async with db.connection(pool) as conn:
+            items = await subscriptions.list_all(conn, include_disabled=include_disabled)
+        return SubscriptionList(items=items)
+
+    @delete(
+        "/{subscription_id:int}",
+        operation_id="disableSubscription",
+        status_code=200,
+        guards=[require_admin],
+        security=[{"bearer": []}],
+    )
+    async def disable(
+        self,
+        subscription_id: FromPath[int],
+        request: Request[Any, Any, Any],
+        pool: NamedDependency[asyncpg.Pool],
+    ) -> Subscription:
+        async with db.connection(pool) as conn:
+            return await subscriptions.disable(
+                conn, subscription_id=subscription_id, actor=request.scope["state"]["operator"]
+            )
+
+    @get("/{subscription_id:int}/deliveries", operation_id="listDeliveries")
+    async def deliveries(
+        self,
+        subscription_id: FromPath[int],
+        pool: NamedDependency[asyncpg.Pool],
+        status: FromQuery[DeliveryStatus] = "all",
+        before: Annotated[int, QueryParameter(ge=1, le=MAX_ID, description="Cursor")] = MAX_ID,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> DeliveryPage:
+        if not 0 < subscription_id <= MAX_ID:
+            raise subscriptions.SubscriptionNotFound(
+                f"no webhook subscription with id {subscription_id}"
+            )
+        async with db.connection(pool) as conn:
+            rows = await subscriptions.list_deliveries(
+                conn, subscription_id=subscription_id, status=status, before=before, limit=limit
+            )
+        items = [DeliveryOut(**dict(r)) for r in rows]
+        return DeliveryPage(items=items, next_before=items[-1].id if len(items) == limit else None)
+
+
+@post(
+    "/v1/ops/deliveries/replay",
+    operation_id="replayDeliveries",
+    tags=["ops"],
+    guards=[require_admin],
+    status_code=200,
+    security=[{"bearer": []}],
+    operation_class=body_operation(DeliveryReplayRequest, "Which deliveries to send again"),
+)
+async def replay_deliveries(
+    request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
+) -> DeliveryReplayOut:
+    body = await decode_json(request, _decode_replay)
+    modes = [
+        body.delivery_ids is not None,
+        body.subscription_id is not None,
+        body.all_dead and body.subscription_id is None,
+    ]
+    if sum(modes) != 1 or (body.delivery_ids is not None and body.all_dead):
+        raise InvalidBody(
+            [FieldError("", "give exactly one of: delivery_ids, subscription_id, all_dead")]
+        )
+    async with db.connection(pool) as conn:
+        ids, entry = await subscriptions.replay(
+            conn,
+            delivery_ids=body.delivery_ids,
+            subscription_id=body.subscription_id,
+            only_dead=body.all_dead,
+            actor=request.scope["state"]["operator"],
+            dry_run=body.dry_run,
+        )
+    return DeliveryReplayOut(
+        delivery_ids=ids,
+        replayed=0 if body.dry_run else len(ids),
+        dry_run=body.dry_run,
+        audit=AuditOut(**entry.__dict__),
+    )

@@ -1,0 +1,144 @@
+-- name: claim_deliveries
+-- Lease up to $1 due deliveries of live subscriptions, oldest first, at most $5 per
+-- subscription (less for the busy ones: $2 subscription ids, $3 their room), looking at no
+-- more than $4 due rows. The lease ($6 seconds) moves available_at forward instead of holding
+-- a lock across the HTTP call: a sender that dies only delays the delivery to the lease's end.
+WITH due AS (
+    SELECT id, subscription_id,
+           row_number() OVER (PARTITION BY subscription_id ORDER BY available_at, id) AS n
+    FROM (
+        SELECT id, subscription_id, available_at FROM deliveries
+        WHERE delivered_at IS NULL AND dead_at IS NULL AND available_at <= now()
+        ORDER BY available_at, id
+        LIMIT $4
+    ) AS d
+), roomy AS (
+    SELECT due.id
+    FROM due
+    LEFT JOIN unnest($2::bigint[], $3::int[]) AS busy (subscription_id, room)
+      ON busy.subscription_id = due.subscription_id
+    WHERE due.n <= coalesce(busy.room, $5)
+), locked AS (
+    SELECT d.id, s.url, s.secret, o.site_id, o.payload, o.created_at AS event_created_at
+    FROM deliveries AS d
+    JOIN roomy ON roomy.id = d.id
+    JOIN webhook_subscriptions AS s ON s.id = d.subscription_id AND s.disabled_at IS NULL
+    LEFT JOIN outbox AS o ON o.id = d.event_id
+    WHERE d.delivered_at IS NULL AND d.dead_at IS NULL AND d.available_at <= now()
+    ORDER BY d.available_at, d.id
+    LIMIT $1
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE deliveries AS d
+SET available_at = now() + make_interval(secs => $6),
+    attempts = d.attempts + 1,
+    last_attempt_at = now()
+FROM locked
+WHERE d.id = locked.id
+RETURNING d.id, d.subscription_id, d.event_id, d.event_type, d.attempts,
+          locked.url, locked.secret, locked.site_id, locked.payload, locked.event_created_at;
+
+-- name: owed
+-- Whether any live subscription still has a delivery to make (due, leased or backing off).
+SELECT EXISTS (
+    SELECT 1 FROM deliveries AS d
+    JOIN webhook_subscriptions AS s ON s.id = d.subscription_id AND s.disabled_at IS NULL
+    WHERE d.delivered_at IS NULL AND d.dead_at IS NULL
+);
+
+-- name: record_outcomes
+-- The results of sent deliveries: delivered, or backed off ($5 seconds), or dead-lettered
+-- when the attempt was the last allowed ($6). A row delivered or dead meanwhile (by another
+-- sender after its lease ran out) keeps its first outcome.
+UPDATE deliveries AS d
+SET delivered_at = CASE WHEN o.ok THEN now() END,
+    last_status_code = o.status,
+    last_error = o.error,
+    available_at = CASE WHEN o.ok THEN d.available_at
+                        ELSE now() + make_interval(secs => o.delay) END,
+    dead_at = CASE WHEN NOT o.ok AND d.attempts >= $6 THEN now() END
+FROM unnest($1::bigint[], $2::bool[], $3::int[], $4::text[], $5::float8[])
+     AS o (id, ok, status, error, delay)
+WHERE d.id = o.id AND d.delivered_at IS NULL AND d.dead_at IS NULL;
+
+-- name: create_subscription
+INSERT INTO webhook_subscriptions (url, event_types, secret, description, created_by)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id, url, event_types, description, created_at, created_by, disabled_at;
+
+-- name: list_subscriptions
+-- Every subscription with its delivery health.
+SELECT s.id, s.url, s.event_types, s.description, s.created_at, s.created_by, s.disabled_at,
+       h.pending, h.in_backoff, h.dead, h.delivered_last_hour, h.last_delivered_at,
+       f.last_failure_at, f.last_error, f.last_status_code
+FROM webhook_subscriptions AS s
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE d.delivered_at IS NULL AND d.dead_at IS NULL
+                              AND d.attempts = 0)::int AS pending,
+           count(*) FILTER (WHERE d.delivered_at IS NULL AND d.dead_at IS NULL
+                              AND d.attempts > 0)::int AS in_backoff,
+           count(*) FILTER (WHERE d.dead_at IS NOT NULL)::int AS dead,
+           count(*) FILTER (WHERE d.delivered_at > now() - interval '1 hour')::int
+               AS delivered_last_hour,
+           max(d.delivered_at) AS last_delivered_at
+    FROM deliveries AS d
+    WHERE d.subscription_id = s.id
+) AS h
+LEFT JOIN LATERAL (
+    SELECT d.last_attempt_at AS last_failure_at, d.last_error, d.last_status_code
+    FROM deliveries AS d
+    WHERE d.subscription_id = s.id AND d.last_error IS NOT NULL
+    ORDER BY d.last_attempt_at DESC NULLS LAST
+    LIMIT 1
+) AS f ON true
+WHERE $1::bool OR s.disabled_at IS NULL
+ORDER BY s.id;
+
+-- name: disable_subscription
+-- Stop delivering to a subscription (its history stays); the first disable is kept.
+UPDATE webhook_subscriptions SET disabled_at = coalesce(disabled_at, now())
+WHERE id = $1
+RETURNING id, url, event_types, description, created_at, created_by, disabled_at;
+
+-- name: list_deliveries
+-- A subscription's deliveries newest first before cursor $2, by state $3.
+SELECT id, subscription_id, event_id, event_type,
+       CASE WHEN delivered_at IS NOT NULL THEN 'delivered'
+            WHEN dead_at IS NOT NULL THEN 'dead'
+            WHEN attempts > 0 THEN 'backoff'
+            ELSE 'pending' END AS status,
+       attempts, last_status_code, last_error, created_at, last_attempt_at,
+       CASE WHEN delivered_at IS NULL AND dead_at IS NULL THEN available_at END
+           AS next_attempt_at,
+       delivered_at, dead_at
+FROM deliveries
+WHERE subscription_id = $1 AND id < $2
+  AND CASE $3::text
+        WHEN 'pending' THEN delivered_at IS NULL AND dead_at IS NULL AND attempts = 0
+        WHEN 'backoff' THEN delivered_at IS NULL AND dead_at IS NULL AND attempts > 0
+        WHEN 'delivered' THEN delivered_at IS NOT NULL
+        WHEN 'dead' THEN dead_at IS NOT NULL
+        ELSE true END
+ORDER BY id DESC
+LIMIT $4;
+
+-- name: select_replay
+-- Deliveries to send again: by ids ($1), or a subscription's ($2), only dead ones if $3.
+SELECT d.id FROM deliveries AS d
+JOIN webhook_subscriptions AS s ON s.id = d.subscription_id
+WHERE ($1::bigint[] IS NULL OR d.id = ANY ($1))
+  AND ($2::bigint IS NULL OR d.subscription_id = $2)
+  AND (NOT $3::bool OR d.dead_at IS NOT NULL)
+ORDER BY d.id
+FOR UPDATE OF d;
+
+-- name: requeue
+-- Make deliveries due now with a fresh attempt budget (a replay sends them again).
+UPDATE deliveries
+SET available_at = now(), attempts = 0, delivered_at = NULL, dead_at = NULL
+WHERE id = ANY ($1::bigint[]);
+
+-- name: delete_delivered
+-- Retention: up to $2 deliveries delivered before $1.
+DELETE FROM deliveries
+WHERE id IN (SELECT id FROM deliveries WHERE delivered_at < $1 ORDER BY delivered_at LIMIT $2);
