@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta, timezone
@@ -95,3 +96,37 @@ def test_hour_and_year_never_depend_on_the_offset(ts: datetime, tz: timezone) ->
     assert hour_of(local) == hour_of(ts)
     assert year_of(local) == ts.year
     assert hour_of(ts) <= ts < hour_of(ts) + timedelta(hours=1)
+
+
+any_kgs = st.one_of(
+    kgs, st.floats(allow_nan=True, allow_infinity=True), st.just(-0.001), st.just(1e6 + 1)
+)
+any_stamps = st.one_of(
+    st.datetimes(min_value=datetime(1999, 1, 1), max_value=datetime(2026, 6, 2), timezones=offsets),
+    st.datetimes(min_value=datetime(1999, 1, 1), max_value=datetime(2026, 6, 2)),  # naive
+)
+
+
+@given(st.lists(st.builds(Window, any_stamps, any_kgs), min_size=1, max_size=30))
+def test_a_batch_is_accepted_exactly_when_every_reading_keeps_every_rule(
+    batch: list[Window],
+) -> None:
+    # check_batch answers the usual batch with whole-batch min/max/sum/set checks and walks
+    # the readings only to itemise errors: it must agree with this reading-by-reading rule.
+    def keeps(w: Window) -> bool:
+        aware = w.ts.utcoffset() is not None
+        return (
+            aware
+            and LIMITS.earliest <= w.ts <= NOW + LIMITS.max_future
+            and math.isfinite(w.methane_kg)
+            and 0 <= w.methane_kg <= LIMITS.max_methane_kg
+        )
+
+    distinct = len({w.ts for w in batch if w.ts.utcoffset() is not None}) == len(batch)
+    expected_ok = all(keeps(w) for w in batch) and distinct
+    try:
+        check_batch(batch, limits=LIMITS, now=NOW)
+    except InvalidBatch:
+        assert not expected_ok
+    else:
+        assert expected_ok
