@@ -47,6 +47,11 @@ WORKER_ENV = {
     "DRAIN_MAX_ATTEMPTS": "2",
     "DRAIN_BACKOFF_BASE_S": "0.2",
     "DRAIN_BACKOFF_CAP_S": "0.5",
+    # Likewise a webhook delivery: dead after two quick failures.
+    "DELIVERY_MAX_ATTEMPTS": "2",
+    "DELIVERY_BACKOFF_BASE_S": "0.2",
+    "DELIVERY_BACKOFF_CAP_S": "0.5",
+    "DELIVERY_POLL_S": "0.2",
 }
 
 

@@ -1,21 +1,40 @@
 // The replay dialog: asks for the admin token, offers a dry run first, then replays, and shows
-// the result and the audit entry the API recorded (POST /v1/ops/outbox/replay).
+// the result and the audit entry the API recorded (POST /v1/ops/outbox/replay, or
+// POST /v1/ops/deliveries/replay for webhook deliveries: same request pattern, same answer).
 
 import { request, describe } from "./api.js";
 import { fill, h, setText } from "./dom.js";
 import { count, plural, utc } from "./format.js";
 import { adminToken, isRemembered, saveToken } from "./token.js";
 
-function auditLine(audit) {
+const OUTBOX = {
+  endpoint: "/v1/ops/outbox/replay",
+  idsField: "event_ids",
+  noun: "event",
+  explain: "Replaying makes the events due again with fresh attempts. The worker recomputes the affected hours from the raw readings, so a replay never counts anything twice. Every call, dry runs included, is audited.",
+  after: "Totals update as the worker applies them.",
+};
+
+export const DELIVERIES = {
+  endpoint: "/v1/ops/deliveries/replay",
+  idsField: "delivery_ids",
+  noun: "delivery",
+  nouns: "deliveries",
+  explain: "Replaying makes the dead deliveries due again with fresh attempts: the receiver gets each event again, under the same webhook-id, so it can drop one it already has. Every call, dry runs included, is audited.",
+  after: "The worker sends them as the receiver answers.",
+};
+
+function auditLine(audit, kind) {
   return `Audit #${audit.id} · ${audit.action} by ${audit.actor} at ${utc(audit.at)} · ` +
-    `${plural(audit.affected, "event")}${audit.dry_run ? " · dry run" : ""}`;
+    `${plural(audit.affected, kind.noun, kind.nouns)}${audit.dry_run ? " · dry run" : ""}`;
 }
 
 /**
- * Open the dialog for a selection: { what (human text), body (replay request without dry_run) }.
- * `onDone` runs after a real replay succeeded.
+ * Open the dialog for a selection: { what (human text), body (replay request without dry_run),
+ * kind (OUTBOX by default, or DELIVERIES) }. `onDone` runs after a real replay succeeded.
  */
-export function openReplay({ what, body }, onDone) {
+export function openReplay({ what, body, kind = OUTBOX }, onDone) {
+  const noun = (n) => (n === 1 ? kind.noun : kind.nouns || `${kind.noun}s`);
   const remembered = adminToken();
   const token = h("input", { id: "replay-token", type: "password", autocomplete: "off", required: true, value: remembered, spellcheck: "false" });
   const remember = h("input", { id: "replay-remember", type: "checkbox", checked: isRemembered() });
@@ -28,7 +47,7 @@ export function openReplay({ what, body }, onDone) {
   const dialog = h("dialog", { class: "dialog", "aria-labelledby": "replay-title" },
     h("form", { method: "dialog", onsubmit: (e) => { e.preventDefault(); run(true); } },
       h("h2", { id: "replay-title" }, `Replay ${what}`),
-      h("p", { class: "muted" }, "Replaying makes the events due again with fresh attempts. The worker recomputes the affected hours from the raw readings, so a replay never counts anything twice. Every call, dry runs included, is audited."),
+      h("p", { class: "muted" }, kind.explain),
       h("div", { class: "field" },
         h("label", { for: "replay-token" }, "Admin token"),
         token,
@@ -48,27 +67,28 @@ export function openReplay({ what, body }, onDone) {
     goBtn.disabled = true;
     fill(result, h("p", { class: "muted" }, dryRun ? "Dry run…" : "Replaying…"));
     try {
-      const { data } = await request("POST", "/v1/ops/outbox/replay", {
+      const { data } = await request("POST", kind.endpoint, {
         body: { ...body, dry_run: dryRun },
         headers: { Authorization: `Bearer ${value}` },
       });
       saveToken(value, remember.checked);
-      const ids = data.event_ids.length ? data.event_ids.map((i) => `#${i}`).join(", ") : "none";
-      const n = data.event_ids.length;
+      const found = data[kind.idsField];
+      const ids = found.length ? found.map((i) => `#${i}`).join(", ") : "none";
+      const n = found.length;
       if (dryRun) {
         checked = n > 0 ? value : null;
         fill(result,
           h("p", { class: "notice notice-info", dataset: { outcome: "dry-run" } },
-            h("strong", {}, "Dry run: "), n ? `${plural(n, "event")} would be replayed (${ids}). Nothing changed yet.` : "no event matches: nothing to replay."),
-          h("p", { class: "audit mono" }, auditLine(data.audit)));
+            h("strong", {}, "Dry run: "), n ? `${plural(n, kind.noun, kind.nouns)} would be replayed (${ids}). Nothing changed yet.` : `no ${kind.noun} matches: nothing to replay.`),
+          h("p", { class: "audit mono" }, auditLine(data.audit, kind)));
         goBtn.disabled = n === 0;
-        setText(goBtn, n ? `Replay ${count(n)} event${n === 1 ? "" : "s"}` : "Nothing to replay");
+        setText(goBtn, n ? `Replay ${count(n)} ${noun(n)}` : "Nothing to replay");
         if (n) goBtn.focus();
       } else {
         fill(result,
           h("p", { class: "notice notice-ok", dataset: { outcome: "replayed" } },
-            h("strong", {}, "Replayed: "), `${plural(data.replayed, "event")} due again (${ids}). Totals update as the worker applies them.`),
-          h("p", { class: "audit mono" }, auditLine(data.audit)));
+            h("strong", {}, "Replayed: "), `${plural(data.replayed, kind.noun, kind.nouns)} due again (${ids}). ${kind.after}`),
+          h("p", { class: "audit mono" }, auditLine(data.audit, kind)));
         setText(goBtn, "Done");
         checked = null;
         closeBtn.focus();

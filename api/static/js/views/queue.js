@@ -8,6 +8,7 @@ import { queueChart } from "../chart.js";
 import { openReplay } from "../replay.js";
 import { HISTORY_S, WORKER_STALE_S, rememberSites, store, workerProblem } from "../store.js";
 import { errorSlot, tile } from "./common.js";
+import { subscriptionsPanel } from "./subscriptions.js";
 
 const CHART_WINDOW_S = 10 * 60;
 const LIST_LIMIT = 100;
@@ -51,6 +52,7 @@ export function mount(root) {
   const replayAll = h("button", { type: "button", class: "button danger", id: "replay-all", disabled: true,
     onclick: () => openReplay({ what: "all dead events", body: { all_dead: true } }, () => refresh()) }, "Replay all dead…");
   const sizes = h("dl", { class: "sizes" });
+  const subs = subscriptionsPanel();
   let chart = null;
 
   fill(root,
@@ -65,6 +67,7 @@ export function mount(root) {
       h("div", { class: "card-head" }, h("h2", { id: "dead-title" }, "Dead letters"), replayAll),
       h("p", { class: "muted small" }, "Events that failed every attempt. Fix the cause first (the last error says what failed), then replay: a dry run shows what would be replayed."),
       h("div", { class: "table-wrap" }, dead.table, deadEmpty), deadMore),
+    subs.el,
     h("div", { class: "split split-wide" },
       h("section", { class: "card", "aria-labelledby": "backoff-title" },
         h("div", { class: "card-head" }, h("h2", { id: "backoff-title" }, "Retrying")),
@@ -151,6 +154,7 @@ export function mount(root) {
   }
 
   async function refresh() {
+    await subs.refresh();
     try {
       const [deadPage, backoffPage] = await Promise.all([
         get(`/v1/ops/outbox?status=dead&limit=${LIST_LIMIT}`),
