@@ -16,7 +16,8 @@ from typing import Any
 import asyncpg
 import structlog
 
-from service import alerts, auth, db, migrate, ops
+from domain.events import EVENT_TYPES
+from service import alerts, auth, db, migrate, ops, subscriptions
 from service.errors import MigrationError
 from service.logs import configure_logging
 from service.settings import Settings
@@ -123,6 +124,72 @@ async def _devices(settings: Settings, args: argparse.Namespace) -> int:
                     conn, actor=CLI_ACTOR, action="device.revoke", params={"key_id": args.id}
                 )
             print(f"revoked key {key.id} of {key.device_id}")
+        return 0
+
+    return await _with_conn(settings, work)
+
+
+async def _subscriptions(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        if args.subscriptions_command == "create":
+            try:
+                sub, secret = await subscriptions.create(
+                    conn,
+                    url=args.url,
+                    event_types=args.event_type,
+                    description=args.description,
+                    secret=args.secret,
+                    actor=CLI_ACTOR,
+                )
+            except subscriptions.InvalidSubscription as exc:
+                for error in exc.errors:
+                    log.error("subscription_refused", field=error.pointer, reason=error.detail)
+                return 2
+            # The secret goes to the operator's terminal only, never to the log.
+            print(f"subscription {sub.id} to {sub.url} for {', '.join(sub.event_types)}")
+            print(f"signing secret: {secret}")
+            print("store it now: it is not shown again")
+        elif args.subscriptions_command == "list":
+            for sub in await subscriptions.list_all(conn, include_disabled=args.all):
+                h = sub.health
+                assert h is not None
+                state = f"disabled {sub.disabled_at:%Y-%m-%d}" if sub.disabled_at else "live"
+                print(
+                    f"{sub.id:>5}  {sub.url}  [{', '.join(sub.event_types)}]  {state}  "
+                    f"delivered/h {h.delivered_last_hour}  pending {h.pending}  "
+                    f"backoff {h.in_backoff}  dead {h.dead}"
+                    + (f"  last error: {h.last_error[:80]}" if h.last_error else "")
+                )
+        else:
+            sub = await subscriptions.disable(conn, subscription_id=args.id, actor=CLI_ACTOR)
+            print(f"disabled subscription {sub.id} ({sub.url})")
+        return 0
+
+    return await _with_conn(settings, work)
+
+
+async def _replay_deliveries(settings: Settings, args: argparse.Namespace) -> int:
+    modes = [bool(args.ids), args.subscription is not None, args.all_dead and not args.subscription]
+    if sum(modes) != 1 or (args.ids and args.all_dead):
+        log.error("replay_refused", reason="give exactly one of --ids, --subscription, --all-dead")
+        return 2
+
+    async def work(conn: asyncpg.Connection) -> int:
+        ids, entry = await subscriptions.replay(
+            conn,
+            delivery_ids=args.ids or None,
+            subscription_id=args.subscription,
+            only_dead=args.all_dead,
+            actor=CLI_ACTOR,
+            dry_run=args.dry_run,
+        )
+        log.info(
+            "deliveries_replay",
+            delivery_ids=ids,
+            count=len(ids),
+            dry_run=args.dry_run,
+            audit_id=entry.id,
+        )
         return 0
 
     return await _with_conn(settings, work)
@@ -285,6 +352,31 @@ def build_parser() -> argparse.ArgumentParser:
         t = tok.add_parser(name, help=f"{name} an admin token")
         t.add_argument("--name", required=True)
         t.set_defaults(run=_tokens)
+    subs = sub.add_parser("subscriptions", help="webhook subscriptions").add_subparsers(
+        dest="subscriptions_command", required=True
+    )
+    sc = subs.add_parser("create", help="a new subscription (its secret is printed once)")
+    sc.add_argument("--url", required=True, help="the receiver, http(s)://...")
+    sc.add_argument(
+        "--event-type", action="append", required=True, help=f"repeatable: {', '.join(EVENT_TYPES)}"
+    )
+    sc.add_argument("--description", default="")
+    sc.add_argument("--secret", help="your own whsec_... secret (default: generated)")
+    sl = subs.add_parser("list", help="subscriptions and their delivery health")
+    sl.add_argument("--all", action="store_true", help="disabled ones too")
+    sd = subs.add_parser("disable", help="stop delivering to a subscription")
+    sd.add_argument("id", type=int)
+    for p in (sc, sl, sd):
+        p.set_defaults(run=_subscriptions)
+    deliveries = sub.add_parser("deliveries", help="webhook deliveries").add_subparsers(
+        dest="deliveries_command", required=True
+    )
+    dre = deliveries.add_parser("replay", help="send deliveries again (subscribers dedupe by id)")
+    dre.add_argument("--ids", type=int, nargs="+", help="delivery ids")
+    dre.add_argument("--subscription", type=int, help="deliveries of this subscription")
+    dre.add_argument("--all-dead", action="store_true", help="only dead ones (of --subscription)")
+    dre.add_argument("--dry-run", action="store_true", help="only say what would be replayed")
+    dre.set_defaults(run=_replay_deliveries)
     mt = sub.add_parser("maintain", help="partitions ahead, outbox and key retention")
     mt.set_defaults(run=_maintain)
     return parser

@@ -19,7 +19,7 @@ from service import db
 from service.delivery import Deliverer
 from service.drain import RetryPolicy, drain_batch
 from service.settings import Settings
-from tests.integration.helpers import batch, make_site, post_batch, readings
+from tests.integration.helpers import batch, make_site, post_batch, readings, run_cli
 from tests.integration.receiver import Receiver
 from tests.integration.workers import WorkerProcess, wait_for
 
@@ -323,3 +323,36 @@ async def test_a_worker_killed_mid_send_leaves_the_delivery_to_another_worker(
         assert row["attempts"] == 2 and row["delivered_at"] is not None
     finally:
         hanging.stop()
+
+
+async def test_cli_registers_lists_replays_and_disables(
+    conn: asyncpg.Connection, db_url: str, receiver: Receiver
+) -> None:
+    env = {"DATABASE_URL": db_url, "LOG_JSON": "true"}
+    made = await run_cli(
+        "subscriptions", "create", "--url", receiver.url, "--event-type", "site.stale", env=env
+    )
+    assert made.returncode == 0, made.stderr
+    secret = next(w for w in made.stdout.split() if w.startswith("whsec_"))
+    assert await conn.fetchval("SELECT secret FROM webhook_subscriptions") == secret
+    assert secret not in made.stderr  # never in the log
+    refused = await run_cli(
+        "subscriptions", "create", "--url", "ftp://x", "--event-type", "site.stale", env=env
+    )
+    assert refused.returncode == 2
+    listed = await run_cli("subscriptions", "list", env=env)
+    assert receiver.url in listed.stdout and "dead 0" in listed.stdout
+    await conn.execute(
+        "INSERT INTO deliveries (subscription_id, event_id, event_type, dead_at, attempts)"
+        " VALUES (1, 1, 'site.stale', now(), 12)"
+    )
+    dry = await run_cli(
+        "deliveries", "replay", "--subscription", "1", "--all-dead", "--dry-run", env=env
+    )
+    assert dry.returncode == 0 and await conn.fetchval("SELECT dead_at FROM deliveries") is not None
+    real = await run_cli("deliveries", "replay", "--subscription", "1", "--all-dead", env=env)
+    assert real.returncode == 0
+    row = await conn.fetchrow("SELECT dead_at, attempts FROM deliveries")
+    assert (row["dead_at"], row["attempts"]) == (None, 0)
+    assert (await run_cli("subscriptions", "disable", "1", env=env)).returncode == 0
+    assert await conn.fetchval("SELECT disabled_at FROM webhook_subscriptions") is not None
