@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import islice
+from operator import eq
 from typing import Protocol
 
 import msgspec
@@ -68,25 +70,26 @@ def check_batch(readings: Sequence[Reading], *, limits: BatchLimits, now: dateti
 def _all_good(readings: Sequence[Reading], limits: BatchLimits, now: datetime) -> bool:
     """True only if every reading keeps every rule; False sends the batch to the itemised walk.
 
-    The builtins min/max/sum/set run in C: ~5x cheaper than the walk for 500 readings.
+    sorted, min/max/sum and map run in C: ~5x cheaper than the walk for 500 readings.
     """
     latest = now + limits.max_future
     if latest.utcoffset() is None:
         return False
-    stamps = [r.ts for r in readings]
     kgs = [r.methane_kg for r in readings]
     try:
-        # A naive datetime cannot be ordered against the aware `latest`: TypeError.
-        if max(stamps) > latest or min(stamps) < limits.earliest:
+        # A naive datetime cannot be ordered against an aware one: TypeError.
+        stamps = sorted([r.ts for r in readings])
+        if stamps[-1] > latest or stamps[0] < limits.earliest:
             return False
     except TypeError:
         return False
+    # Sorted, a repeated instant sits next to itself (hashing aware datetimes costs 3x more).
     # A NaN or infinite reading makes the sum non-finite.
     return (
-        math.isfinite(sum(kgs))
+        not any(map(eq, stamps, islice(stamps, 1, None)))
+        and math.isfinite(sum(kgs))
         and min(kgs) >= 0
         and max(kgs) <= limits.max_methane_kg
-        and len(set(stamps)) == len(stamps)
     )
 
 
