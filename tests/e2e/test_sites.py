@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from playwright.async_api import Page, expect
@@ -137,3 +138,19 @@ async def test_keyboard_reaches_every_page_and_focus_follows_the_page(
 def _tonnes(site: dict[str, Any]) -> str:
     t = site["lifetime_kg"] / 1000
     return f"{t:.3f}".rstrip("0").rstrip(".") + " t"
+
+
+async def test_a_site_gone_quiet_has_a_stale_alert_in_words(
+    page: Page, stack: ApiProcess, fleet: dict[str, dict[str, Any]]
+) -> None:
+    site = fleet["Delaware Basin Pad 7"]  # its newest reading is three days old
+    last = datetime.fromisoformat(site["last_reading_at"].replace("Z", "+00:00"))
+    await page.goto(f"{stack.url}/#/alerts?site={site['id']}")
+    item = page.locator("#alert-list > li").filter(
+        has_text=f"No reading since {last.strftime('%Y-%m-%d %H:%M')} UTC"
+    )
+    # The worker checks for quiet sites once a minute (at :30), so this may take that long.
+    await expect(item).to_have_count(1, timeout=70_000)
+    await expect(item.locator(".badge")).to_have_text("Stale")
+    await expect(item.locator(".alert-detail")).to_contain_text("Quiet for more than 6")
+    await expect(item.locator(".alert-site")).to_have_text("Delaware Basin Pad 7")
