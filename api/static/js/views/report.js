@@ -280,13 +280,17 @@ export function mount(root, params) {
   async function refresh(force = false) {
     if (!force && data && Date.now() - loadedAt < RELOAD_MS) return;
     try {
-      const [s, body] = await Promise.all([site ? Promise.resolve(site) : get(`/v1/sites/${id}`), get(jsonUrl)]);
-      site = s;
-      rememberSites([s]);
-      setText(title, `Reports · ${s.name}`);
-      setText(root.querySelector(".crumb-site"), s.name);
-      document.title = `Reports · ${s.name} · Emissions engine`;
-      setText(meta, `Site #${id} · limit ${mass(s.emission_limit_kg)} CH₄ per UTC calendar year · measurement window ${age(s.reporting_interval_s)}`);
+      if (!site) {
+        const s = await get(`/v1/sites/${id}`); // first: a 404 below then means "no reports here"
+        site = s;
+        rememberSites([s]);
+        setText(title, `Reports · ${s.name}`);
+        setText(root.querySelector(".crumb-site"), s.name);
+        document.title = `Reports · ${s.name} · Emissions engine`;
+        setText(meta, `Site #${id} · limit ${mass(s.emission_limit_kg)} CH₄ per UTC calendar year · measurement window ${age(s.reporting_interval_s)}`);
+      }
+      const body = await get(jsonUrl);
+      if (!minGap) gapInput.placeholder = `${body.min_gap_h} (default)`;
       data = body;
       loadedAt = Date.now();
       render();
