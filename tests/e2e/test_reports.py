@@ -146,6 +146,9 @@ async def test_report_page_shows_months_completeness_gaps_restatements_and_csv(
         " · 6 missing windows of 1 h (6 h)"
     )
     await shoot(page, "08-report")
+    await page.emulate_media(color_scheme="dark")
+    await shoot(page, "08-report-dark", full_page=False)
+    await page.emulate_media(color_scheme="light")
     await page.set_viewport_size(PHONE)
     await shoot(page, "08-report-phone")
     await page.set_viewport_size(LAPTOP)

@@ -9,6 +9,7 @@ import { rememberSites, store } from "../store.js";
 import { errorSlot } from "./common.js";
 
 const LIMIT = 100;
+const MAX_LIMIT = 500; // the API's page size cap
 const TABS = [
   { key: "open", label: "Open" },
   { key: "acknowledged", label: "Acknowledged" },
@@ -72,7 +73,14 @@ export function mount(root, params) {
   const errors = errorSlot();
   const list = h("ol", { class: "alert-list", id: "alert-list", "aria-label": `${tab === "open" ? "Open" : "Acknowledged"} alerts, newest first` });
   const empty = h("p", { class: "empty", hidden: true });
-  const more = h("p", { class: "muted small", hidden: true });
+  let limit = LIMIT;
+  const moreText = h("span", {});
+  const moreBtn = h("button", { type: "button", class: "button small ghost", id: "alerts-more" }, "Show older");
+  const more = h("p", { class: "muted small more-row", hidden: true }, moreText, " ", moreBtn);
+  moreBtn.addEventListener("click", () => {
+    limit = Math.min(MAX_LIMIT, limit + LIMIT);
+    refresh();
+  });
   const note = h("p", { class: "notice", role: "status", "aria-live": "polite", hidden: true });
   const counts = new Map(TABS.map((t) => [t.key, h("span", { class: "tab-count" })]));
   const query = (status) => {
@@ -117,12 +125,12 @@ export function mount(root, params) {
     try {
       const site = siteId ? `&site_id=${siteId}` : "";
       const [page, other] = await Promise.all([
-        get(`/v1/alerts?status=${tab}&limit=${LIMIT}${site}`),
+        get(`/v1/alerts?status=${tab}&limit=${limit}${site}`),
         get(`/v1/alerts?status=${tab === "open" ? "acknowledged" : "open"}&limit=${LIMIT}${site}`),
       ]);
       const unknown = page.items.some((a) => !store.siteNames.has(a.site_id));
       if (unknown) rememberSites(await getAll("/v1/sites?limit=500", "after", "next_after"));
-      const n = (p) => (p.next_before === null ? count(p.items.length) : `${count(LIMIT)}+`);
+      const n = (p) => (p.next_before === null ? count(p.items.length) : `${count(p.items.length)}+`);
       setText(counts.get(tab), n(page));
       setText(counts.get(tab === "open" ? "acknowledged" : "open"), n(other));
       reconcile(list, page.items, (a) => a.id, row.create, row.update);
@@ -130,7 +138,8 @@ export function mount(root, params) {
       empty.hidden = page.items.length > 0;
       setText(empty, tab === "open" ? "No open alerts." : "No acknowledged alerts yet.");
       more.hidden = page.next_before === null;
-      setText(more, `Showing the newest ${LIMIT}.`);
+      setText(moreText, `Showing the newest ${count(limit)}.`);
+      moreBtn.hidden = limit >= MAX_LIMIT;
       root.querySelector("#alerts-loading")?.remove();
       errors.clear();
     } catch (err) {
