@@ -31,7 +31,7 @@ from api.routes import (
     sites,
     subscriptions,
 )
-from service import db, migrate
+from service import auth, db, migrate
 from service.logs import configure_logging
 from service.nudge import Doorbell
 from service.settings import Settings
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             app.state.redis = redis
             app.state.doorbell = doorbell
             app.state.rate_limits = TokenBuckets(settings.device_rate_per_s, settings.device_burst)
+            app.state.device_keys = auth.DeviceKeyCache()
             log.info("api_started", environment=settings.environment)
             yield
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import datetime
 
 import asyncpg
@@ -52,12 +53,49 @@ class DeviceKey(msgspec.Struct, frozen=True, kw_only=True):
 async def authenticate_device(conn: asyncpg.Connection, key: str) -> DeviceIdentity:
     """The live key's identity; InvalidDeviceKey for an unknown or revoked key.
 
-    Looked up by hash on every request, so a revocation applies to the next one.
+    Looked up by hash on every call. The API remembers what it finds (DeviceKeyCache); the
+    ingest transaction re-checks the key, so a revocation still applies to the next request.
     """
     row = await conn.fetchrow(queries.load(Q)["find_device_key"], hash_secret(key))
     if row is None:
         raise InvalidDeviceKey()
     return DeviceIdentity(row["id"], row["device_id"], list(row["site_ids"]))
+
+
+class DeviceKeyCache:
+    """Identities of keys found live, remembered in this process for `ttl_s`.
+
+    Saves a pool checkout and a query per request. A key's device and sites never change;
+    only revocation does, and revocation stays effective on the next request: the ingest
+    statement checks the key is live in its own transaction (ingest.record_batch, key_id),
+    and a revoke through this process forgets the key here as well. Unknown keys are not
+    remembered, so a key created a moment ago works at once.
+    """
+
+    def __init__(self, ttl_s: float = 300.0, *, max_keys: int = 50_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_keys = max_keys
+        self._found: dict[bytes, tuple[float, DeviceIdentity]] = {}
+
+    def get(self, key: str, now: float | None = None) -> DeviceIdentity | None:
+        hit = self._found.get(hash_secret(key))
+        if hit is None:
+            return None
+        expires, identity = hit
+        if (time.monotonic() if now is None else now) >= expires:
+            return None
+        return identity
+
+    def remember(self, key: str, identity: DeviceIdentity, now: float | None = None) -> None:
+        if len(self._found) >= self.max_keys:
+            self._found.clear()  # crude bound on memory; only costs lookups
+        now = time.monotonic() if now is None else now
+        self._found[hash_secret(key)] = (now + self.ttl_s, identity)
+
+    def forget(self, key_id: int) -> None:
+        for digest, (_, identity) in list(self._found.items()):
+            if identity.key_id == key_id:
+                del self._found[digest]
 
 
 async def create_device_key(

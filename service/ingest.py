@@ -16,7 +16,13 @@ from domain.fingerprint import batch_fingerprint
 from domain.readings import Reading
 from domain.receipts import IngestReceipt, classify
 from service import queries
-from service.errors import KeyInFlight, KeyReused, ServiceError, SiteNotFound
+from service.errors import (
+    InvalidDeviceKey,
+    KeyInFlight,
+    KeyReused,
+    ServiceError,
+    SiteNotFound,
+)
 from service.sites import MAX_ID
 
 ACCEPTED = 202
@@ -52,11 +58,15 @@ async def record_batch(
     readings: Sequence[Reading],
     request_id: str,
     retention: timedelta,
+    key_id: int | None = None,
 ) -> Outcome:
     """Apply a validated batch exactly once per (site, device, Idempotency-Key).
 
     The advisory lock makes a concurrent retry of the same key fail fast (KeyInFlight)
     instead of waiting; the lookup after it sees any earlier commit of that key.
+
+    key_id is the device key the request came with: the transaction refuses it
+    (InvalidDeviceKey) unless it is still live, so the caller may have looked it up earlier.
 
     Most batches are all new: they take a fast path of plain inserts. A batch with a stored
     window takes the careful path (insert what is new, itemise the rest); so does one whose
@@ -77,11 +87,21 @@ async def record_batch(
             fingerprint,
             request_id,
             retention,
+            key_id,
             fast=bool(ordered),
         )
     except _Overlap:
         return await _record(
-            conn, site_id, device_id, key, ordered, fingerprint, request_id, retention, fast=False
+            conn,
+            site_id,
+            device_id,
+            key,
+            ordered,
+            fingerprint,
+            request_id,
+            retention,
+            key_id,
+            fast=False,
         )
 
 
@@ -99,6 +119,7 @@ async def _record(
     fingerprint: bytes,
     request_id: str,
     retention: timedelta,
+    key_id: int | None,
     *,
     fast: bool,
 ) -> Outcome:
@@ -131,12 +152,15 @@ async def _record(
                     ACCEPTED,
                     body,
                     retention,
+                    key_id,
                 )
             except asyncpg.UniqueViolationError as exc:
                 raise _Overlap() from exc  # leaving the block rolls the transaction back
         else:
-            found = await conn.fetchrow(q["find_request"], scope, key, site_id)
+            found = await conn.fetchrow(q["find_request"], scope, key, site_id, key_id)
         assert found is not None  # both queries always return one row
+        if not found["key_live"]:  # revoked since the caller looked it up
+            raise InvalidDeviceKey()
         if found["fingerprint"] is not None and not found["expired"]:
             if found["fingerprint"] != fingerprint:
                 raise KeyReused()

@@ -62,4 +62,6 @@ class DevicesController(Controller):
         async with db.connection(pool) as conn, conn.transaction():
             device = await auth.revoke_device_key(conn, key_id=key_id)
             await ops.audit(conn, actor=actor, action="device.revoke", params={"key_id": key_id})
+        keys: auth.DeviceKeyCache = request.app.state.device_keys
+        keys.forget(key_id)  # other processes: the ingest transaction checks the key
         return device

@@ -22,6 +22,7 @@ from domain.readings import check_batch
 from service import auth, db, ingest, metrics, sites
 from service.errors import (
     DeviceMismatch,
+    InvalidDeviceKey,
     MissingDeviceKey,
     RateLimited,
     RequestTimeout,
@@ -91,8 +92,12 @@ async def ingest_measurements(
     structlog.contextvars.bind_contextvars(site_id=site_id)
     try:
         async with asyncio.timeout(settings.request_timeout_s):
-            async with db.connection(pool) as conn:
-                device = await auth.authenticate_device(conn, device_key)
+            known: auth.DeviceKeyCache = request.app.state.device_keys
+            device = known.get(device_key)
+            if device is None:
+                async with db.connection(pool) as conn:
+                    device = await auth.authenticate_device(conn, device_key)
+                known.remember(device_key, device)
             structlog.contextvars.bind_contextvars(device_id=device.device_id)
             if site_id not in device.site_ids:
                 async with db.connection(pool) as conn:
@@ -106,16 +111,21 @@ async def ingest_measurements(
             if batch.device_id is not None and batch.device_id != device.device_id:
                 raise DeviceMismatch()
             check_batch(batch.measurements, limits=settings.batch_limits, now=datetime.now(UTC))
-            async with db.connection(pool) as conn:
-                outcome = await ingest.record_batch(
-                    conn,
-                    site_id=site_id,
-                    device_id=device.device_id,
-                    key=key,
-                    readings=batch.measurements,
-                    request_id=request.scope["state"].get("request_id", ""),
-                    retention=settings.idempotency_retention,
-                )
+            try:
+                async with db.connection(pool) as conn:
+                    outcome = await ingest.record_batch(
+                        conn,
+                        site_id=site_id,
+                        device_id=device.device_id,
+                        key=key,
+                        readings=batch.measurements,
+                        request_id=request.scope["state"].get("request_id", ""),
+                        retention=settings.idempotency_retention,
+                        key_id=device.key_id,
+                    )
+            except InvalidDeviceKey:
+                known.forget(device.key_id)  # revoked by another process since remembered
+                raise
     except TimeoutError as exc:
         raise RequestTimeout() from exc
     if outcome.event_id is not None:

@@ -3,15 +3,19 @@
 SELECT pg_try_advisory_xact_lock($1::bigint);
 
 -- name: find_request
--- The stored request for a key (any age) and whether the site exists, in one round trip.
+-- The stored request for a key (any age), whether the site exists and whether the device key
+-- $4 is still live (NULL: no device key to check), in one round trip.
 SELECT EXISTS (SELECT 1 FROM sites WHERE id = $3) AS site_exists,
+       ($4::bigint IS NULL OR EXISTS (
+           SELECT 1 FROM device_keys WHERE id = $4 AND revoked_at IS NULL)) AS key_live,
        r.fingerprint, r.status_code, r.response_body, r.expires_at <= now() AS expired
 FROM (SELECT 1) AS one
 LEFT JOIN ingest_requests AS r ON r.scope = $1 AND r.key = $2;
 
 -- name: record_new_batch
--- Fast path, in one round trip: the key's stored request and the site (as find_request); then,
--- for a new key, a known site and no stored reading within the batch's span (the usual case),
+-- Fast path, in one round trip: the key's stored request, the site and the device key $15
+-- (as find_request); then, for a new key, a known site, a live device key and no stored
+-- reading within the batch's span (the usual case),
 -- plain inserts of every reading (no per-row conflict check), the outbox event, and the
 -- answer under the key ($13, built before: everything new, nothing duplicate). Otherwise it
 -- writes nothing and `fast` is false. $4/$5 are array literals in text ('{...}'): parsing them
@@ -20,11 +24,13 @@ LEFT JOIN ingest_requests AS r ON r.scope = $1 AND r.key = $2;
 -- the careful path.
 WITH found AS (
     SELECT EXISTS (SELECT 1 FROM sites WHERE id = $3) AS site_exists,
+           ($15::bigint IS NULL OR EXISTS (
+               SELECT 1 FROM device_keys WHERE id = $15 AND revoked_at IS NULL)) AS key_live,
            r.fingerprint, r.status_code, r.response_body, r.expires_at <= now() AS expired
     FROM (SELECT 1) AS one
     LEFT JOIN ingest_requests AS r ON r.scope = $1 AND r.key = $2
 ), go AS (
-    SELECT f.site_exists AND (f.fingerprint IS NULL OR f.expired) AND NOT EXISTS (
+    SELECT f.key_live AND f.site_exists AND (f.fingerprint IS NULL OR f.expired) AND NOT EXISTS (
         SELECT 1 FROM measurements WHERE site_id = $3 AND ts >= $9 AND ts <= $10
     ) AS fast
     FROM found AS f
@@ -60,7 +66,7 @@ WITH found AS (
     WHERE ingest_requests.expires_at <= now()
     RETURNING 1
 )
-SELECT f.site_exists, f.fingerprint, f.status_code, f.response_body, f.expired,
+SELECT f.site_exists, f.key_live, f.fingerprint, f.status_code, f.response_body, f.expired,
        (SELECT fast FROM go) AS fast,
        (SELECT id FROM event) AS event_id,
        (SELECT count(*) FROM saved) AS saved

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import asyncpg
 import httpx
 import pytest
 
+from service import auth
 from service.settings import Settings
 from tests.conftest import RunningApi
 from tests.integration.helpers import (
+    BASE_TS,
     batch,
     device_auth,
     make_site,
@@ -49,6 +52,26 @@ async def test_device_key_lifecycle_create_list_revoke(
     assert again.json()["type"] == "/problems/device-key-invalid"
     actions = [r["action"] for r in await conn.fetch("SELECT action FROM ops_audit ORDER BY id")]
     assert actions == ["device.create", "device.revoke"]
+
+
+async def test_key_revoked_elsewhere_is_refused_on_the_next_request_and_writes_nothing(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    # The API remembers keys it found live; another process (the CLI, another API process)
+    # revoking one is seen by the ingest transaction itself, for a new batch and a replay.
+    site = await make_site(client)
+    auth = await device_auth(client, site, "pad-9")
+    first = batch(readings(2), device_id="pad-9")
+    assert (await post_batch(client, site, first, key="k-1", headers=auth)).status_code == 202
+    await conn.execute("UPDATE device_keys SET revoked_at = now() WHERE device_id = 'pad-9'")
+    before = await table_counts(conn)
+    later = batch(readings(2, start=BASE_TS + timedelta(days=1)), device_id="pad-9")
+    for body, key in ((later, "k-2"), (first, "k-1")):
+        for _ in range(2):  # the second time the key is no longer remembered
+            refused = await post_batch(client, site, body, key=key, headers=auth)
+            assert refused.status_code == 401
+            assert refused.json()["type"] == "/problems/device-key-invalid"
+    assert await table_counts(conn) == before
 
 
 async def test_missing_or_unknown_device_key_is_401_and_writes_nothing(
@@ -259,3 +282,16 @@ async def test_a_flooding_device_gets_429_while_another_keeps_succeeding(
     assert int(limited_answer.headers["Retry-After"]) >= 1
     assert limited_answer.json()["type"] == "/problems/rate-limited"
     assert [r.status_code for r in calmed] == [202, 202, 202, 202]
+
+
+def test_device_key_cache_remembers_found_keys_until_ttl_and_forgets_by_key_id() -> None:
+    known = auth.DeviceKeyCache(ttl_s=2.0, max_keys=2)
+    one, two = auth.DeviceIdentity(1, "pad-1", [7]), auth.DeviceIdentity(2, "pad-2", [7])
+    assert known.get("emk_one", now=0.0) is None
+    known.remember("emk_one", one, now=0.0)
+    known.remember("emk_two", two, now=0.0)
+    assert known.get("emk_one", now=1.9) == one
+    assert known.get("emk_one", now=2.0) is None  # expired: looked up again
+    known.forget(2)
+    assert known.get("emk_two", now=0.0) is None
+    assert known.get("emk_one", now=0.0) == one
