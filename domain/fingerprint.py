@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -13,11 +13,21 @@ from domain.readings import Reading
 _encode = msgspec.json.Encoder().encode
 
 
+def canonical(readings: Sequence[Reading]) -> list[tuple[datetime, float]]:
+    """(window start in UTC, kg) ordered by window: what the batch means, however spelled."""
+    stamps = [r.ts.astimezone(UTC) for r in readings]
+    return sorted(zip(stamps, [r.methane_kg for r in readings], strict=True))
+
+
+def canonical_fingerprint(device_id: str, batch: list[tuple[datetime, float]]) -> bytes:
+    """sha256 of [device_id, batch] as JSON (floats as JSON), batch from canonical()."""
+    return hashlib.sha256(_encode([device_id, batch])).digest()
+
+
 def batch_fingerprint(device_id: str, readings: Sequence[Reading]) -> bytes:
     """sha256 of the canonical batch: readings in UTC, ordered by window, floats as JSON.
 
     A retry that re-orders readings or spells an offset differently is the same request;
     any change of value or window is a different one.
     """
-    canonical = sorted((r.ts.astimezone(UTC), r.methane_kg) for r in readings)
-    return hashlib.sha256(_encode([device_id, canonical])).digest()
+    return canonical_fingerprint(device_id, canonical(readings))

@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import msgspec
 
-from domain.fingerprint import batch_fingerprint
+from domain.fingerprint import canonical, canonical_fingerprint
 from domain.readings import Reading
 from domain.receipts import IngestReceipt, classify
 from service import queries
@@ -74,9 +74,10 @@ async def record_batch(
     """
     if not 0 < site_id <= MAX_ID:
         raise SiteNotFound(f"site {site_id} does not exist")
-    fingerprint = batch_fingerprint(device_id, readings)
-    # Sorted input: concurrent batches lock overlapping windows in one order (no deadlock).
-    ordered = sorted(readings, key=lambda r: r.ts)
+    # Ordered by window: concurrent batches lock overlapping windows in one order (no
+    # deadlock). The fingerprint and the statement's arrays share the one sorted list.
+    ordered = canonical(readings)
+    fingerprint = canonical_fingerprint(device_id, ordered)
     try:
         return await _record(
             conn,
@@ -115,7 +116,7 @@ async def _record(
     site_id: int,
     device_id: str,
     key: str,
-    ordered: list[Reading],
+    ordered: list[tuple[datetime, float]],
     fingerprint: bytes,
     request_id: str,
     retention: timedelta,
@@ -126,8 +127,8 @@ async def _record(
     q = queries.load("ingest")
     scope = f"{site_id}/{device_id}"
     batch_id = uuid4()
-    stamps = _array_literal([r.ts for r in ordered])
-    kgs = _array_literal([r.methane_kg for r in ordered])
+    stamps = _array_literal([ts for ts, _ in ordered])
+    kgs = _array_literal([kg for _, kg in ordered])
     async with conn.transaction():
         if not await conn.fetchval(q["try_lock_key"], _lock_id(scope, key)):
             raise KeyInFlight()
@@ -146,8 +147,8 @@ async def _record(
                     device_id,
                     batch_id,
                     request_id,
-                    ordered[0].ts,
-                    ordered[-1].ts,
+                    ordered[0][0],
+                    ordered[-1][0],
                     fingerprint,
                     ACCEPTED,
                     body,

@@ -61,3 +61,17 @@ def test_an_added_or_dropped_reading_changes_the_fingerprint() -> None:
 def test_swapping_values_between_windows_changes_the_fingerprint() -> None:
     swapped = [Window(T0, 2.0), Window(T1, 1.0)]
     assert batch_fingerprint("dev-1", swapped) != batch_fingerprint("dev-1", BATCH)
+
+
+def test_fingerprint_bytes_are_stable_across_releases() -> None:
+    # Stored idempotency records keep their fingerprint for the retention window: a retry
+    # after an upgrade must still match. Pinned from the first release's implementation.
+    plus2 = timezone(timedelta(hours=2))
+    batch = [
+        Window(datetime(2026, 1, 5, 2, 15, tzinfo=plus2), 2.5),
+        Window(T0, 0.125),
+        Window(T0 + timedelta(minutes=30), 1e-7),
+    ]
+    assert batch_fingerprint("pad-7", batch).hex() == (
+        "fd91019be27b11c8fe3ab5f834fca08ae8aa992c44e62f97f863fe2910fc0505"
+    )
