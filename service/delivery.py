@@ -35,7 +35,7 @@ log = structlog.get_logger("delivery")
 Q = "delivery"
 _encode = msgspec.json.Encoder().encode
 ERROR_CHARS = 500
-SCAN_FACTOR = 20  # due rows looked at per claim, per free slot
+FLUSH_DELAY_S = 0.01  # longest a finished send waits for its outcome to be written
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class Deliverer:
         self._outcomes: list[Outcome] = []
         # The lease outlives any send (timeout), with room for a slow outcome write.
         self._lease_s = settings.delivery_timeout_s * 2 + 5
+        self._wake_batch = max(1, settings.delivery_per_subscription // 2)
         self.sent = 0
         self.delivered = 0
 
@@ -92,15 +93,15 @@ class Deliverer:
     async def run_forever(self) -> None:
         try:
             while True:
+                # Cleared before the step, so a send finishing during it wakes the next one.
+                self._wake.clear()
                 try:
-                    claimed = await self.step()
+                    await self.step()
                 except DatabaseUnavailable:
                     log.warning("delivery_paused", reason="postgres unreachable")
-                    claimed = 0
-                if not claimed:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._settings.delivery_poll_s)
-                self._wake.clear()
+                # Sends wake us in batches (see _send); the poll finds other processes' work.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._settings.delivery_poll_s)
         finally:
             await self.close()
 
@@ -112,15 +113,13 @@ class Deliverer:
             free = self._settings.delivery_concurrency - len(self._tasks)
             if free <= 0:
                 return 0
-            per_sub = self._settings.delivery_per_subscription
-            busy = {sid: per_sub - n for sid, n in self._busy.items() if n > 0}
+            busy = {sid: n for sid, n in self._busy.items() if n > 0}
             rows = await conn.fetch(
                 queries.load(Q)["claim_deliveries"],
                 free,
                 list(busy),
                 list(busy.values()),
-                free * SCAN_FACTOR,
-                per_sub,
+                self._settings.delivery_per_subscription,
                 self._lease_s,
             )
         for row in rows:
@@ -165,7 +164,13 @@ class Deliverer:
             self._outcomes.append(outcome)
         finally:
             self._busy[row["subscription_id"]] -= 1
-            self._wake.set()
+            # One claim and one outcome write per batch of finished sends, not per send:
+            # wake at once for a batch or the last send in flight, else within FLUSH_DELAY_S.
+            in_flight = sum(self._busy.values())
+            if len(self._outcomes) >= self._wake_batch or in_flight == 0:
+                self._wake.set()
+            elif len(self._outcomes) == 1:
+                asyncio.get_running_loop().call_later(FLUSH_DELAY_S, self._wake.set)
 
     async def _attempt(self, row: asyncpg.Record) -> Outcome:
         started = time.perf_counter()

@@ -9,6 +9,7 @@ import signal
 from typing import Any
 
 import structlog
+import uvloop
 from arq.worker import Worker, create_worker
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
@@ -102,5 +103,6 @@ async def supervise(settings: Settings) -> None:
 
 def run(settings: Settings) -> int:
     configure_logging(settings.log_level, settings.log_json)
-    asyncio.run(supervise(settings))
+    # uvloop (as uvicorn uses for the API): its socket I/O is what a worker mostly does.
+    uvloop.run(supervise(settings))
     return 0

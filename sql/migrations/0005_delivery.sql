@@ -34,8 +34,10 @@ CREATE TABLE deliveries (
     dead_at          timestamptz,
     UNIQUE (subscription_id, event_id)
 );
--- The delivery loop's work list: only undelivered, live rows.
-CREATE INDEX deliveries_due ON deliveries (available_at, id)
+-- The delivery loop's work list, per subscription (each claim takes the oldest due rows of
+-- every subscription that has room, so a backlog of one never hides another's): only
+-- undelivered, live rows.
+CREATE INDEX deliveries_due ON deliveries (subscription_id, available_at, id)
     WHERE delivered_at IS NULL AND dead_at IS NULL;
 CREATE INDEX deliveries_subscription ON deliveries (subscription_id, id);
 CREATE INDEX deliveries_delivered_at ON deliveries (delivered_at) WHERE delivered_at IS NOT NULL;

@@ -1,42 +1,38 @@
 -- name: claim_deliveries
--- Lease up to $1 due deliveries of live subscriptions, oldest first, at most $5 per
--- subscription (less for the busy ones: $2 subscription ids, $3 their room), looking at no
--- more than $4 due rows. The lease ($6 seconds) moves available_at forward instead of holding
--- a lock across the HTTP call: a sender that dies only delays the delivery to the lease's end.
-WITH due AS (
-    SELECT id, subscription_id,
-           row_number() OVER (PARTITION BY subscription_id ORDER BY available_at, id) AS n
-    FROM (
-        SELECT id, subscription_id, available_at FROM deliveries
-        WHERE delivered_at IS NULL AND dead_at IS NULL AND available_at <= now()
-        ORDER BY available_at, id
-        LIMIT $4
+-- Lease up to $1 due deliveries: the oldest of each live subscription, at most $4 per
+-- subscription less what this sender has in flight for it ($2 subscription ids, $3 counts).
+-- Per subscription, so one subscription's backlog never hides another's due rows. The lease
+-- ($5 seconds) moves available_at forward instead of holding a lock across the HTTP call: a
+-- sender that dies only delays the delivery to the lease's end.
+WITH room AS (
+    SELECT s.id, s.url, s.secret, greatest(0, $4 - coalesce(busy.n, 0)) AS room
+    FROM webhook_subscriptions AS s
+    LEFT JOIN unnest($2::bigint[], $3::int[]) AS busy (subscription_id, n)
+      ON busy.subscription_id = s.id
+    WHERE s.disabled_at IS NULL
+), picked AS (
+    SELECT d.id, d.event_id, room.url, room.secret
+    FROM room
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.event_id, d.available_at FROM deliveries AS d
+        WHERE d.subscription_id = room.id
+          AND d.delivered_at IS NULL AND d.dead_at IS NULL AND d.available_at <= now()
+        ORDER BY d.available_at, d.id
+        LIMIT room.room
+        FOR UPDATE SKIP LOCKED
     ) AS d
-), roomy AS (
-    SELECT due.id
-    FROM due
-    LEFT JOIN unnest($2::bigint[], $3::int[]) AS busy (subscription_id, room)
-      ON busy.subscription_id = due.subscription_id
-    WHERE due.n <= coalesce(busy.room, $5)
-), locked AS (
-    SELECT d.id, s.url, s.secret, o.site_id, o.payload, o.created_at AS event_created_at
-    FROM deliveries AS d
-    JOIN roomy ON roomy.id = d.id
-    JOIN webhook_subscriptions AS s ON s.id = d.subscription_id AND s.disabled_at IS NULL
-    LEFT JOIN outbox AS o ON o.id = d.event_id
-    WHERE d.delivered_at IS NULL AND d.dead_at IS NULL AND d.available_at <= now()
     ORDER BY d.available_at, d.id
     LIMIT $1
-    FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE deliveries AS d
-SET available_at = now() + make_interval(secs => $6),
+SET available_at = now() + make_interval(secs => $5),
     attempts = d.attempts + 1,
     last_attempt_at = now()
-FROM locked
-WHERE d.id = locked.id
+FROM picked
+LEFT JOIN outbox AS o ON o.id = picked.event_id
+WHERE d.id = picked.id
 RETURNING d.id, d.subscription_id, d.event_id, d.event_type, d.attempts,
-          locked.url, locked.secret, locked.site_id, locked.payload, locked.event_created_at;
+          picked.url, picked.secret, o.site_id, o.payload, o.created_at AS event_created_at;
 
 -- name: owed
 -- Whether any live subscription still has a delivery to make (due, leased or backing off).
