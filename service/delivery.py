@@ -99,6 +99,9 @@ class Deliverer:
                     await self.step()
                 except DatabaseUnavailable:
                     log.warning("delivery_paused", reason="postgres unreachable")
+                except Exception:  # never let one bad round stop delivery for the process
+                    log.exception("delivery_round_failed")
+                    await asyncio.sleep(self._settings.delivery_poll_s)
                 # Sends wake us in batches (see _send); the poll finds other processes' work.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._settings.delivery_poll_s)
@@ -179,9 +182,9 @@ class Deliverer:
         if row["payload"] is None:
             # Not reachable while retention keeps owed events; dead-letter rather than guess.
             return Outcome(row["id"], False, None, "event no longer in the outbox", 0.0)
-        body = message_of(row)
         msg_id = event_id(row["event_id"])
         try:
+            body = message_of(row)
             response = await self._client.post(
                 row["url"],
                 content=body,
@@ -191,6 +194,9 @@ class Deliverer:
             error = None if 200 <= status < 300 else f"HTTP {status}: {response.text[:200]}"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except Exception as exc:  # e.g. a URL httpx refuses: a failed attempt, not a crash
+            log.exception("delivery_error", delivery_id=row["id"])
+            error = f"{type(exc).__name__}: {exc}"
         self.sent += 1
         elapsed = time.perf_counter() - started
         metrics.DELIVERY_SECONDS.observe(elapsed)
