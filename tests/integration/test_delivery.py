@@ -286,6 +286,16 @@ async def test_subscription_api_validates_guards_and_disables(
         missing = await client.get(path)
         assert missing.status_code == 404, missing.text
     assert (await client.delete("/v1/subscriptions/999", headers=ADMIN)).status_code == 404
+    for body in (
+        {},
+        {"delivery_ids": [1], "subscription_id": 1},
+        {"delivery_ids": [1], "all_dead": True},
+    ):
+        bad = await client.post("/v1/ops/deliveries/replay", json=body, headers=ADMIN)
+        assert bad.status_code == 422, (body, bad.text)
+        assert bad.json()["type"] == "/problems/validation-error"
+    no_token = await anon_client.post("/v1/ops/deliveries/replay", json={"all_dead": True})
+    assert no_token.status_code == 401
     audit = await conn.fetch("SELECT action FROM ops_audit WHERE action LIKE 'sub%' ORDER BY id")
     assert [a["action"] for a in audit] == ["subscription.create", "subscription.disable"]
 
