@@ -116,3 +116,25 @@ async def test_a_late_batch_pushing_a_closed_month_over_the_limit_restates_it_an
         assert got == ["report.restated", "site.threshold_crossed", "site.threshold_crossed"]
     finally:
         receiver.stop()
+
+
+async def test_late_data_for_another_year_raises_that_years_thresholds_once(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    last_year = datetime.now(UTC).year - 1
+    site = await make_site(client, limit_kg=10.0)
+    december = datetime(last_year, 12, 1, tzinfo=UTC)
+    await post_batch(client, site, batch(items(december, 0, [4.0, 5.0])), key="a")  # 90 %
+    await drain(conn)
+    await post_batch(client, site, batch(items(december, 5, [2.0])), key="b")  # 110 %
+    await drain(conn)
+    await client.post("/v1/ops/outbox/replay", json={"site_id": site}, headers=ADMIN)
+    await drain(conn)
+    rows = await conn.fetch("SELECT dedupe_key, details FROM alerts ORDER BY id")
+    assert [r["dedupe_key"] for r in rows] == [
+        f"threshold:{last_year}:80",
+        f"threshold:{last_year}:100",
+    ]
+    assert [r["details"]["year_kg"] for r in rows] == [9.0, 11.0]
+    # The totals row follows the current year: last year's readings are not in its figure.
+    assert await conn.fetchval("SELECT year_kg FROM site_totals WHERE site_id = $1", site) == 0
