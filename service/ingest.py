@@ -78,32 +78,11 @@ async def record_batch(
     # deadlock). The fingerprint and the statement's arrays share the one sorted list.
     ordered = canonical(readings)
     fingerprint = canonical_fingerprint(device_id, ordered)
+    args = (conn, site_id, device_id, key, ordered, fingerprint, request_id, retention, key_id)
     try:
-        return await _record(
-            conn,
-            site_id,
-            device_id,
-            key,
-            ordered,
-            fingerprint,
-            request_id,
-            retention,
-            key_id,
-            fast=bool(ordered),
-        )
+        return await _record(*args, fast=bool(ordered))
     except _Overlap:
-        return await _record(
-            conn,
-            site_id,
-            device_id,
-            key,
-            ordered,
-            fingerprint,
-            request_id,
-            retention,
-            key_id,
-            fast=False,
-        )
+        return await _record(*args, fast=False)
 
 
 def _array_literal(values: list[Any]) -> str:
