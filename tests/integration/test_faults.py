@@ -21,6 +21,7 @@ import redis
 from service.aggregates import current_year
 from tests.harness.services import PostgresServer, RedisServer
 from tests.integration.helpers import batch, make_site, post_batch
+from tests.integration.receiver import Receiver
 from tests.integration.workers import (
     Reading,
     WorkerProcess,
@@ -233,6 +234,39 @@ async def _timed_post(client: httpx.AsyncClient, site: int, items: list[Reading]
     return elapsed
 
 
+async def _subscribed_receiver(client: httpx.AsyncClient) -> Receiver:
+    receiver = Receiver().start()
+    _RECEIVERS.append(receiver)
+    response = await client.post(
+        "/v1/subscriptions",
+        json={"url": receiver.url, "event_types": ["batch.accepted"]},
+        headers={"Authorization": "Bearer dev-admin-token"},
+    )
+    assert response.status_code == 201, response.text
+    return receiver
+
+
+async def _all_delivered_once(conn: asyncpg.Connection, receiver: Receiver) -> None:
+    """Every batch event reached the receiver; a repeat (at least once) carries a seen id."""
+    rows = await conn.fetch("SELECT id FROM outbox WHERE event_type = 'measurements.accepted'")
+    expected = {f"evt_{r['id']}" for r in rows}
+    await wait_for(
+        lambda: set(receiver.event_ids()) == expected,
+        timeout=15,
+        message=f"not delivered: {sorted(expected - set(receiver.event_ids()))}",
+    )
+
+
+_RECEIVERS: list[Receiver] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_receivers() -> Iterator[None]:
+    yield
+    while _RECEIVERS:
+        _RECEIVERS.pop().stop()
+
+
 async def test_redis_down_ingest_stays_fast_and_the_worker_drains_from_postgres(
     client: httpx.AsyncClient, conn: asyncpg.Connection, redis_server: RedisServer, spawn: Spawn
 ) -> None:
@@ -242,6 +276,7 @@ async def test_redis_down_ingest_stays_fast_and_the_worker_drains_from_postgres(
         )
     rng = random.Random(3)
     sites = [await make_site(client) for _ in range(2)]
+    receiver = await _subscribed_receiver(client)
     worker = spawn()
     await worker.start()
     sent: list[Reading] = []
@@ -296,6 +331,8 @@ async def test_redis_down_ingest_stays_fast_and_the_worker_drains_from_postgres(
     await wait_drained(conn, timeout=10)
     assert await actual_totals(conn, year=year) == expected_totals(sent, year=year)
     await assert_all_processed_once(conn, events=34)
+    # Webhooks went on through the outage (the delivery loop does not need Redis).
+    await _all_delivered_once(conn, receiver)
 
 
 async def test_postgres_restart_is_503_with_retry_after_and_nothing_is_lost(
@@ -307,6 +344,7 @@ async def test_postgres_restart_is_503_with_retry_after_and_nothing_is_lost(
         )
     rng = random.Random(4)
     site = await make_site(client)
+    receiver = await _subscribed_receiver(client)
     worker = spawn()
     await worker.start()
     first = new_readings(rng, site, 0, 12)
@@ -350,6 +388,7 @@ async def test_postgres_restart_is_503_with_retry_after_and_nothing_is_lost(
         await assert_all_processed_once(conn, events=3)
         sent = first + outage + later
         assert await actual_totals(conn, year=year) == expected_totals(sent, year=year)
+        await _all_delivered_once(conn, receiver)  # the delivery loop came back too
 
         async def heartbeat_resumed() -> bool:
             seen = await conn.fetchval("SELECT seen_at FROM workers WHERE pid = $1", worker.pid)
