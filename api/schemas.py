@@ -207,6 +207,12 @@ class AlertOut(Base):
     acknowledged_by: str | None
 
 
+class AlertCounts(Base):
+    open: int
+    acknowledged: int
+
+
 class AlertPage(Base):
     items: list[AlertOut]
     next_before: int | None = None
+    counts: AlertCounts | None = None  # of every alert (of the site, if one is given)

@@ -151,6 +151,13 @@ async def list_alerts(
     return await conn.fetch(queries.load(Q)["list_alerts"], before, status, site_id, limit)
 
 
+async def count_alerts(conn: asyncpg.Connection, *, site_id: int | None) -> tuple[int, int]:
+    """(open, acknowledged) alerts, of one site or all."""
+    row = await conn.fetchrow(queries.load(Q)["count_alerts"], site_id)
+    assert row is not None
+    return row["open"], row["acknowledged"]
+
+
 async def acknowledge(conn: asyncpg.Connection, *, alert_id: int, actor: str) -> asyncpg.Record:
     row = None
     if 0 < alert_id <= MAX_ID:

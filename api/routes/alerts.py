@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.auth import require_admin, require_reader
-from api.schemas import AlertOut, AlertPage
+from api.schemas import AlertCounts, AlertOut, AlertPage
 from service import alerts, db, ops
 from service.sites import MAX_ID
 
@@ -35,8 +35,13 @@ class AlertsController(Controller):
             rows = await alerts.list_alerts(
                 conn, status=status, site_id=site_id, before=before, limit=limit
             )
+            open_n, acknowledged_n = await alerts.count_alerts(conn, site_id=site_id)
         items = [AlertOut(**dict(r)) for r in rows]
-        return AlertPage(items=items, next_before=items[-1].id if len(items) == limit else None)
+        return AlertPage(
+            items=items,
+            next_before=items[-1].id if len(items) == limit else None,
+            counts=AlertCounts(open=open_n, acknowledged=acknowledged_n),
+        )
 
     @post(
         "/{alert_id:int}/ack",

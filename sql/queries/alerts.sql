@@ -39,6 +39,13 @@ WHERE id < $1
 ORDER BY id DESC
 LIMIT $4;
 
+-- name: count_alerts
+-- Open and acknowledged alerts, of site $1 or of all sites.
+SELECT count(*) FILTER (WHERE acknowledged_at IS NULL)::int AS open,
+       count(*) FILTER (WHERE acknowledged_at IS NOT NULL)::int AS acknowledged
+FROM alerts
+WHERE $1::bigint IS NULL OR site_id = $1;
+
 -- name: acknowledge
 -- Acknowledge an alert (the first acknowledgement is kept).
 UPDATE alerts

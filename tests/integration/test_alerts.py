@@ -107,3 +107,9 @@ async def test_alerts_are_acknowledged_by_an_operator(
     done = (await client.get("/v1/alerts", params={"status": "acknowledged"})).json()["items"]
     assert [a["id"] for a in done] == [alert_id]
     assert (await client.post("/v1/alerts/999999/ack")).status_code == 404
+    # Counts cover every alert, whatever the page size; per site when one is given.
+    page = (await client.get("/v1/alerts", params={"limit": 1})).json()
+    assert page["counts"] == {"open": 1, "acknowledged": 1}
+    other = await make_site(client)
+    page = (await client.get("/v1/alerts", params={"site_id": other})).json()
+    assert (page["items"], page["counts"]) == ([], {"open": 0, "acknowledged": 0})

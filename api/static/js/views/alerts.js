@@ -131,8 +131,10 @@ export function mount(root, params) {
       const unknown = page.items.some((a) => !store.siteNames.has(a.site_id));
       if (unknown) rememberSites(await getAll("/v1/sites?limit=500", "after", "next_after"));
       const n = (p) => (p.next_before === null ? count(p.items.length) : `${count(p.items.length)}+`);
-      setText(counts.get(tab), n(page));
-      setText(counts.get(tab === "open" ? "acknowledged" : "open"), n(other));
+      const otherTab = tab === "open" ? "acknowledged" : "open";
+      // The API counts them all (older APIs: what the pages hold).
+      setText(counts.get(tab), page.counts ? count(page.counts[tab]) : n(page));
+      setText(counts.get(otherTab), page.counts ? count(page.counts[otherTab]) : n(other));
       reconcile(list, page.items, (a) => a.id, row.create, row.update);
       list.hidden = page.items.length === 0;
       empty.hidden = page.items.length > 0;
