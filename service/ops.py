@@ -62,9 +62,16 @@ async def arq_queue_depth(redis: Redis | None) -> int | None:
 
 
 async def list_outbox(
-    conn: asyncpg.Connection, *, status: str, site_id: int | None, before: int, limit: int
+    conn: asyncpg.Connection,
+    *,
+    status: str,
+    site_id: int | None,
+    before: int,
+    limit: int,
+    event_type: str | None = None,
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(queries.load(Q)["list_outbox"], before, status, site_id, limit)
+    query = queries.load(Q)["list_outbox"]
+    return await conn.fetch(query, before, status, site_id, limit, event_type)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,13 @@ from service.sites import MAX_ID
 
 _decode_replay = msgspec.json.Decoder(ReplayRequest)
 OutboxStatus = Literal["pending", "backoff", "dead", "processed", "all"]
+OutboxType = Literal[
+    "measurements.accepted",
+    "site.threshold_crossed",
+    "site.leak_detected",
+    "site.stale",
+    "report.restated",
+]
 
 
 def selection_of(req: ReplayRequest) -> ops.ReplaySelection:
@@ -71,10 +78,16 @@ class OpsController(Controller):
         site_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
         before: Annotated[int, QueryParameter(ge=1, le=MAX_ID, description="Cursor")] = MAX_ID,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        event_type: FromQuery[OutboxType | None] = None,
     ) -> OutboxPage:
         async with db.connection(pool) as conn:
             rows = await ops.list_outbox(
-                conn, status=status, site_id=site_id, before=before, limit=limit
+                conn,
+                status=status,
+                site_id=site_id,
+                before=before,
+                limit=limit,
+                event_type=event_type,
             )
         items = [OutboxEventOut(**dict(r)) for r in rows]
         return OutboxPage(items=items, next_before=items[-1].id if len(items) == limit else None)

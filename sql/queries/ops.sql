@@ -22,12 +22,14 @@ SELECT extract(epoch FROM now() - max(seen_at))::float8 AS heartbeat_age_s,
 FROM workers;
 
 -- name: list_outbox
--- Events newest first, before cursor $1, filtered by state $2 (or 'all') and site $3 (or NULL).
+-- Events newest first, before cursor $1, filtered by state $2 (or 'all'), site $3 and
+-- event type $5 (either NULL for any).
 SELECT id, event_type, site_id, payload, created_at, available_at, attempts, last_error,
        processed_at, dead_at
 FROM outbox
 WHERE id < $1
   AND ($3::bigint IS NULL OR site_id = $3)
+  AND ($5::text IS NULL OR event_type = $5)
   AND CASE $2::text
       WHEN 'pending' THEN processed_at IS NULL AND dead_at IS NULL AND available_at <= now()
       WHEN 'backoff' THEN processed_at IS NULL AND dead_at IS NULL AND available_at > now()

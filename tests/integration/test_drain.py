@@ -331,6 +331,10 @@ async def test_hourly_series_and_outbox_paging(
     assert ids == sorted(ids, reverse=True)
     assert len(set(ids)) == 5
     assert second["next_before"] is None
+    only = (await client.get("/v1/ops/outbox", params={"event_type": "report.restated"})).json()
+    assert [e["event_type"] for e in only["items"]] == ["report.restated"]
+    bad = await client.get("/v1/ops/outbox", params={"event_type": "nope"})
+    assert bad.status_code == 400, bad.text
     assert (await client.get("/v1/sites/999999/hourly")).status_code == 404
 
 

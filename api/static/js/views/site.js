@@ -227,7 +227,7 @@ export function mount(root, params) {
     try {
       const [s, events] = await Promise.all([
         get(`/v1/sites/${id}`),
-        get(`/v1/ops/outbox?site_id=${id}&limit=20`),
+        get(`/v1/ops/outbox?site_id=${id}&event_type=${BATCH_EVENT}&limit=20`),
       ]);
       site = s;
       rememberSites([s]);
