@@ -14,7 +14,7 @@ from domain.events import ALERT_EVENT_TYPE
 from service import queries
 from service.errors import ServiceError
 from service.settings import Settings
-from service.sites import MAX_ID
+from service.sites import valid_id
 
 Q = "alerts"
 HOUR = timedelta(hours=1)
@@ -160,7 +160,7 @@ async def count_alerts(conn: asyncpg.Connection, *, site_id: int | None) -> tupl
 
 async def acknowledge(conn: asyncpg.Connection, *, alert_id: int, actor: str) -> asyncpg.Record:
     row = None
-    if 0 < alert_id <= MAX_ID:
+    if valid_id(alert_id):
         row = await conn.fetchrow(queries.load(Q)["acknowledge"], alert_id, actor)
     if row is None:
         raise AlertNotFound(f"no alert with id {alert_id}")

@@ -13,7 +13,7 @@ import msgspec
 
 from service import queries
 from service.errors import DeviceKeyNotFound, InvalidDeviceKey, SiteNotFound
-from service.sites import MAX_ID
+from service.sites import valid_id
 
 DEVICE_KEY_PREFIX = "emk_"
 OPERATOR_TOKEN_PREFIX = "emo_"  # noqa: S105 - a label, not a secret
@@ -103,7 +103,7 @@ async def create_device_key(
 ) -> tuple[DeviceKey, str]:
     """A new key for a device bound to site_ids; returns the listing and the secret (once)."""
     q = queries.load(Q)
-    out_of_range = [s for s in site_ids if not 0 < s <= MAX_ID]
+    out_of_range = [s for s in site_ids if not valid_id(s)]
     missing = out_of_range or [r["s"] for r in await conn.fetch(q["missing_sites"], site_ids)]
     if missing:
         raise SiteNotFound(f"no site with id {', '.join(map(str, missing))}")
@@ -125,7 +125,7 @@ async def list_device_keys(conn: asyncpg.Connection, *, site_id: int | None) -> 
 
 
 async def revoke_device_key(conn: asyncpg.Connection, *, key_id: int) -> DeviceKey:
-    if not 0 < key_id <= MAX_ID:
+    if not valid_id(key_id):
         raise DeviceKeyNotFound(f"no device key with id {key_id}")
     row = await conn.fetchrow(queries.load(Q)["revoke_device_key"], key_id)
     if row is None:

@@ -23,7 +23,7 @@ from service.errors import (
     ServiceError,
     SiteNotFound,
 )
-from service.sites import MAX_ID
+from service.sites import valid_id
 
 ACCEPTED = 202
 _encode = msgspec.json.Encoder().encode
@@ -72,7 +72,7 @@ async def record_batch(
     window takes the careful path (insert what is new, itemise the rest); so does one whose
     fast path met a window a concurrent transaction stored, after rolling everything back.
     """
-    if not 0 < site_id <= MAX_ID:
+    if not valid_id(site_id):
         raise SiteNotFound(f"site {site_id} does not exist")
     # Ordered by window: concurrent batches lock overlapping windows in one order (no
     # deadlock). The fingerprint and the statement's arrays share the one sorted list.

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from service import aggregates, queries
 from service.migrate import ensure_partitions
-from service.sites import MAX_ID
+from service.sites import valid_id
 
 Q = "ops"
 
@@ -130,7 +130,7 @@ async def replay(
     q = queries.load(Q)
     ids = selection.event_ids
     if ids is not None:
-        ids = [i for i in ids if 0 < i <= MAX_ID]
+        ids = [i for i in ids if valid_id(i)]
     async with conn.transaction():
         rows = await conn.fetch(
             q["select_replay"],

@@ -15,7 +15,7 @@ from domain.co2e import Gwp, t_co2e
 from domain.periods import PeriodKind, period_limit_kg
 from service import queries
 from service.errors import SiteNotFound
-from service.sites import MAX_ID
+from service.sites import valid_id
 
 Q = "reports"
 
@@ -47,7 +47,7 @@ async def site_reports(
 ) -> ReportSet:
     """One report per (start, end) span, in the order given."""
     q = queries.load(Q)
-    site = await conn.fetchrow(q["report_site"], site_id) if 0 < site_id <= MAX_ID else None
+    site = await conn.fetchrow(q["report_site"], site_id) if valid_id(site_id) else None
     if site is None:
         raise SiteNotFound(f"site {site_id} does not exist")
     interval = site["reporting_interval_s"]

@@ -14,6 +14,14 @@ from service import queries
 from service.errors import DuplicateSiteName, SiteNotFound
 
 MAX_ID = 2**63 - 1  # bigint: a larger id cannot exist
+
+
+def valid_id(value: int) -> bool:
+    """Whether a row id can exist (ids are positive bigints): a lookup of any other is a 404
+    without a query (and never a driver overflow error)."""
+    return 0 < value <= MAX_ID
+
+
 DEFAULT_GWP = gwp("AR6-fossil")
 
 
@@ -97,7 +105,7 @@ async def update_site(
     reporting_interval_s: int | None = None,
     factor: Gwp = DEFAULT_GWP,
 ) -> SiteView:
-    if not 0 < site_id <= MAX_ID:
+    if not valid_id(site_id):
         raise SiteNotFound(f"site {site_id} does not exist")
     try:
         updated = await conn.fetchval(
@@ -118,7 +126,7 @@ async def update_site(
 async def get_site(
     conn: asyncpg.Connection, *, site_id: int, factor: Gwp = DEFAULT_GWP
 ) -> SiteView:
-    if not 0 < site_id <= MAX_ID:
+    if not valid_id(site_id):
         raise SiteNotFound(f"site {site_id} does not exist")
     row = await conn.fetchrow(queries.load("sites")["site_view"], site_id)
     if row is None:

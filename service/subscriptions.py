@@ -14,7 +14,7 @@ from domain.events import EVENT_TYPES
 from domain.webhooks import new_secret, secret_key
 from service import ops, queries
 from service.errors import ServiceError
-from service.sites import MAX_ID
+from service.sites import valid_id
 
 Q = "delivery"
 
@@ -124,7 +124,7 @@ async def list_all(conn: asyncpg.Connection, *, include_disabled: bool) -> list[
 async def disable(conn: asyncpg.Connection, *, subscription_id: int, actor: str) -> Subscription:
     row = None
     async with conn.transaction():
-        if 0 < subscription_id <= MAX_ID:
+        if valid_id(subscription_id):
             row = await conn.fetchrow(queries.load(Q)["disable_subscription"], subscription_id)
         if row is None:
             raise SubscriptionNotFound(f"no webhook subscription with id {subscription_id}")
@@ -165,7 +165,7 @@ async def replay(
     """
     q = queries.load(Q)
     if delivery_ids is not None:
-        delivery_ids = [i for i in delivery_ids if 0 < i <= MAX_ID]
+        delivery_ids = [i for i in delivery_ids if valid_id(i)]
     async with conn.transaction():
         rows = await conn.fetch(q["select_replay"], delivery_ids, subscription_id, only_dead)
         chosen = [r["id"] for r in rows]

@@ -19,7 +19,7 @@ from api.errors import InvalidBody
 from api.schemas import AuditOut, Base
 from domain.errors import FieldError
 from service import db, subscriptions
-from service.sites import MAX_ID
+from service.sites import MAX_ID, valid_id
 from service.subscriptions import InvalidSubscription, Subscription
 
 DeliveryStatus = Literal["pending", "backoff", "delivered", "dead", "all"]
@@ -150,7 +150,7 @@ class SubscriptionsController(Controller):
         before: Annotated[int, QueryParameter(ge=1, le=MAX_ID, description="Cursor")] = MAX_ID,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> DeliveryPage:
-        if not 0 < subscription_id <= MAX_ID:
+        if not valid_id(subscription_id):
             raise subscriptions.SubscriptionNotFound(
                 f"no webhook subscription with id {subscription_id}"
             )
