@@ -13,7 +13,6 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.plugins.prometheus import PrometheusConfig
 
 from api.context import RequestContext
 from api.openapi import document_problems
@@ -37,10 +36,6 @@ from service.nudge import Doorbell
 from service.settings import Settings
 
 log = structlog.get_logger("api")
-# HTTP request metrics by route template (group_path), not by raw path.
-PROMETHEUS = PrometheusConfig(
-    app_name="emissions", prefix="emissions_http", group_path=True, exclude=["/metrics"]
-)
 STARTUP_DB_WAIT_S = 30.0
 
 
@@ -117,7 +112,6 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             description="Idempotent batch ingest of methane readings, and site aggregates.",
             path="/schema",
         ),
-        middleware=[PROMETHEUS.middleware],
         debug=False,
     )
     document_problems(app.openapi_schema)

@@ -1,4 +1,4 @@
-"""ASGI wrapper: a request id for every request (echoed back) and one log line per request."""
+"""ASGI wrapper: a request id for every request (echoed back), one log line, HTTP metrics."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import http_metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Honour a caller's id only when it is short and plain: it ends up in logs and payloads.
@@ -43,6 +45,7 @@ class RequestContext:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        http_metrics.started(scope)
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -56,11 +59,13 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            http_metrics.finished(scope, status, seconds)
             log.info(
                 "request",
                 method=scope.get("method"),
                 path=scope["path"],
                 status=status,
-                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+                latency_ms=round(seconds * 1000, 2),
             )
             structlog.contextvars.clear_contextvars()
