@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
-from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
+from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody
 
 from api.errors import InvalidBody, MalformedJson, UnsupportedMediaType
 from api.schemas import inline_schema
@@ -50,8 +51,11 @@ async def decode_json(request: Request[Any, Any, Any], decoder: msgspec.json.Dec
         raise MalformedJson(f"The body is not valid JSON: {exc}") from exc
 
 
-def body_operation(tp: Any, description: str) -> type[Operation]:
-    """An Operation class documenting a JSON body of type tp (for hand-decoded bodies)."""
+def body_operation(
+    tp: Any, description: str, *, headers: Sequence[Parameter] = ()
+) -> type[Operation]:
+    """An Operation class documenting a JSON body of type tp (for hand-decoded bodies),
+    and any headers the handler reads itself."""
     schema: Any = inline_schema(tp)
 
     @dataclass
@@ -62,5 +66,7 @@ def body_operation(tp: Any, description: str) -> type[Operation]:
                 description=description,
                 content={"application/json": OpenAPIMediaType(schema=schema)},
             )
+            if headers:
+                self.parameters = [*(self.parameters or ()), *headers]
 
     return _BodyOperation
