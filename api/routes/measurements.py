@@ -149,9 +149,13 @@ async def ingest_measurements(
         r = outcome.receipt
         metrics.count_receipt(r.accepted, r.duplicates, len(r.conflicts))
         structlog.contextvars.bind_contextvars(
-            accepted=r.accepted, duplicates=r.duplicates, conflicts=len(r.conflicts)
+            accepted=r.accepted,
+            duplicates=r.duplicates,
+            conflicts=len(r.conflicts),
+            replayed=outcome.replayed,
         )
-    structlog.contextvars.bind_contextvars(replayed=outcome.replayed)
+    else:
+        structlog.contextvars.bind_contextvars(replayed=outcome.replayed)
     return Response(
         content=outcome.body,
         status_code=outcome.status_code,
