@@ -217,6 +217,7 @@ class Bench:
         label = f"{procs} API proc{'s' * (procs > 1)}"
         if "latency" in cfg.phases:
             await phases.warm(api, timeline, keys, clients=cfg.clients, seconds=2.0)
+            await phases.checkpoint(url)
             log("latency at 50% load")
             self.add(
                 await phases.http_rate(
@@ -291,6 +292,7 @@ class Bench:
                 row.extra["drained_s_after_load"] = await phases.drained_after(url)
                 self.add(row, api)
                 for share in (0.5, 0.9):
+                    await phases.checkpoint(url)
                     log(f"lag at {share:.0%} load")
                     self.add(
                         await phases.lag_at_rate(
