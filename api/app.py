@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
         debug=False,
     )
     document_problems(app.openapi_schema)
-    return RequestContext(app)
+    return RequestContext(app, max_in_flight=settings.max_in_flight)
 
 
 def _pool(state: State) -> asyncpg.Pool:

@@ -7,11 +7,22 @@ import time
 import uuid
 from typing import Any
 
+import msgspec
 import structlog
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 from api import http_metrics
+from api.problems import OVERLOADED, PROBLEM_JSON
+from service import metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Honour a caller's id only when it is short and plain: it ends up in logs and payloads.
@@ -26,11 +37,20 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-class RequestContext:
-    """Wraps the whole app (so 404s and 405s are logged too), not one route's middleware."""
+# Always answered, however busy: orchestrators and scrapers must see the process.
+_NEVER_SHED = ("/health", "/ready", "/metrics")
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RequestContext:
+    """Wraps the whole app (so 404s and 405s are logged too), not one route's middleware.
+
+    Sheds load: with `max_in_flight` requests already being handled, a new one gets 503 +
+    Retry-After at once (problem+json) rather than waiting in a queue that only grows.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_in_flight: int = 128) -> None:
         self.app = app
+        self.max_in_flight = max_in_flight
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
@@ -44,6 +64,20 @@ class RequestContext:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
+        if http_metrics.in_flight() >= self.max_in_flight and not scope["path"].startswith(
+            _NEVER_SHED
+        ):
+            await _overloaded(scope, send, request_id)
+            log.warning(
+                "request",
+                method=scope.get("method"),
+                path=scope["path"],
+                status=503,
+                problem=OVERLOADED.slug,
+                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+            structlog.contextvars.clear_contextvars()
+            return
         status = 500
         http_metrics.started(scope)
 
@@ -69,3 +103,30 @@ class RequestContext:
                 latency_ms=round(seconds * 1000, 2),
             )
             structlog.contextvars.clear_contextvars()
+
+
+async def _overloaded(scope: Scope, send: Send, request_id: str) -> None:
+    body = msgspec.json.encode(
+        {
+            "type": OVERLOADED.uri,
+            "title": OVERLOADED.title,
+            "status": 503,
+            "detail": "Too many requests are being handled; nothing was done. Retry shortly.",
+            "instance": scope["path"],
+        }
+    )
+    metrics.PROBLEMS.labels(OVERLOADED.slug).inc()
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(OVERLOADED.retry_after_s).encode()),
+        (REQUEST_ID_HEADER, request_id.encode("ascii")),
+    ]
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 503,
+        "headers": headers,
+    }
+    await send(start)
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(end)

@@ -36,6 +36,10 @@ _bound: dict[tuple[str, str, int], _Bound] = {}
 _in_flight: dict[int, Scope] = {}
 
 
+def in_flight() -> int:
+    return len(_in_flight)
+
+
 def started(scope: Scope) -> None:
     _in_flight[id(scope)] = scope
 

@@ -40,6 +40,7 @@ class ProblemType:
 
 VALIDATION = ProblemType("validation-error", 422, "Request body failed validation")
 INTERNAL = ProblemType("internal-error", 500, "Internal server error")
+OVERLOADED = ProblemType("overloaded", 503, "Server overloaded", 1)
 
 TABLE: dict[type[Exception], ProblemType] = {
     edge.MissingIdempotencyKey: ProblemType("idempotency-key-missing", 400, "Missing key"),
@@ -78,7 +79,7 @@ BY_STATUS: dict[int, ProblemType] = {
 }
 
 ALL_TYPES: dict[str, ProblemType] = {
-    p.slug: p for p in [*TABLE.values(), *BY_STATUS.values(), VALIDATION, INTERNAL]
+    p.slug: p for p in [*TABLE.values(), *BY_STATUS.values(), VALIDATION, INTERNAL, OVERLOADED]
 }
 
 

@@ -33,6 +33,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool | None = None  # None: JSON unless stdout is a terminal
     max_body_bytes: PositiveInt = 1024 * 1024
+    # Requests being handled at once per API process; more get 503 + Retry-After at once
+    # instead of queueing (memory and latency stay bounded under overload).
+    max_in_flight: PositiveInt = 128
     max_readings_per_batch: PositiveInt = 5000
     max_methane_kg: PositiveFloat = 1e6
     max_future_s: PositiveInt = 300
