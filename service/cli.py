@@ -169,20 +169,20 @@ async def _subscriptions(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _replay_deliveries(settings: Settings, args: argparse.Namespace) -> int:
-    modes = [bool(args.ids), args.subscription is not None, args.all_dead and not args.subscription]
-    if sum(modes) != 1 or (args.ids and args.all_dead):
-        log.error("replay_refused", reason="give exactly one of --ids, --subscription, --all-dead")
-        return 2
-
     async def work(conn: asyncpg.Connection) -> int:
-        ids, entry = await subscriptions.replay(
-            conn,
-            delivery_ids=args.ids or None,
-            subscription_id=args.subscription,
-            only_dead=args.all_dead,
-            actor=CLI_ACTOR,
-            dry_run=args.dry_run,
-        )
+        try:
+            ids, entry = await subscriptions.replay(
+                conn,
+                delivery_ids=args.ids or None,
+                subscription_id=args.subscription,
+                only_dead=args.all_dead,
+                actor=CLI_ACTOR,
+                dry_run=args.dry_run,
+            )
+        except subscriptions.InvalidReplay:
+            reason = "give exactly one of --ids, --subscription, --all-dead"
+            log.error("replay_refused", reason=reason)
+            return 2
         log.info(
             "deliveries_replay",
             delivery_ids=ids,

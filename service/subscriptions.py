@@ -31,6 +31,23 @@ class InvalidSubscription(ServiceError):
         self.errors = errors
 
 
+class InvalidReplay(ServiceError):
+    """Give exactly one of: delivery ids; a subscription (all its deliveries, or with only_dead
+    its dead ones); only_dead alone (every dead delivery)."""
+
+
+def check_replay(
+    delivery_ids: list[int] | None, subscription_id: int | None, only_dead: bool
+) -> None:
+    modes = [
+        delivery_ids is not None,
+        subscription_id is not None,
+        only_dead and subscription_id is None,
+    ]
+    if sum(modes) != 1 or (delivery_ids is not None and only_dead):
+        raise InvalidReplay()
+
+
 class Health(msgspec.Struct, kw_only=True):
     pending: int
     in_backoff: int
@@ -163,6 +180,7 @@ async def replay(
 
     Subscribers may receive an event twice this way; the event id tells them it is the same.
     """
+    check_replay(delivery_ids, subscription_id, only_dead)
     q = queries.load(Q)
     if delivery_ids is not None:
         delivery_ids = [i for i in delivery_ids if valid_id(i)]

@@ -175,24 +175,19 @@ async def replay_deliveries(
     request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
 ) -> DeliveryReplayOut:
     body = await decode_json(request, _decode_replay)
-    modes = [
-        body.delivery_ids is not None,
-        body.subscription_id is not None,
-        body.all_dead and body.subscription_id is None,
-    ]
-    if sum(modes) != 1 or (body.delivery_ids is not None and body.all_dead):
-        raise InvalidBody(
-            [FieldError("", "give exactly one of: delivery_ids, subscription_id, all_dead")]
-        )
     async with db.connection(pool) as conn:
-        ids, entry = await subscriptions.replay(
-            conn,
-            delivery_ids=body.delivery_ids,
-            subscription_id=body.subscription_id,
-            only_dead=body.all_dead,
-            actor=request.scope["state"]["operator"],
-            dry_run=body.dry_run,
-        )
+        try:
+            ids, entry = await subscriptions.replay(
+                conn,
+                delivery_ids=body.delivery_ids,
+                subscription_id=body.subscription_id,
+                only_dead=body.all_dead,
+                actor=request.scope["state"]["operator"],
+                dry_run=body.dry_run,
+            )
+        except subscriptions.InvalidReplay as exc:
+            message = "give exactly one of: delivery_ids, subscription_id, all_dead"
+            raise InvalidBody([FieldError("", message)]) from exc
     return DeliveryReplayOut(
         delivery_ids=ids,
         replayed=0 if body.dry_run else len(ids),

@@ -360,9 +360,13 @@ async def test_cli_registers_lists_replays_and_disables(
         "deliveries", "replay", "--subscription", "1", "--all-dead", "--dry-run", env=env
     )
     assert dry.returncode == 0 and await conn.fetchval("SELECT dead_at FROM deliveries") is not None
+    refused = await run_cli("deliveries", "replay", "--ids", "1", "--all-dead", env=env)
+    assert refused.returncode == 2  # two modes at once: nothing replayed, nothing audited
     real = await run_cli("deliveries", "replay", "--subscription", "1", "--all-dead", env=env)
     assert real.returncode == 0
     row = await conn.fetchrow("SELECT dead_at, attempts FROM deliveries")
     assert (row["dead_at"], row["attempts"]) == (None, 0)
+    replays = "SELECT count(*) FROM ops_audit WHERE action = 'deliveries.replay'"
+    assert await conn.fetchval(replays) == 2  # the dry run and the real one, not the refused
     assert (await run_cli("subscriptions", "disable", "1", env=env)).returncode == 0
     assert await conn.fetchval("SELECT disabled_at FROM webhook_subscriptions") is not None
