@@ -30,10 +30,11 @@ from api.routes import (
     sites,
     subscriptions,
 )
-from service import auth, db, migrate
-from service.logs import configure_logging
-from service.nudge import Doorbell
-from service.settings import Settings
+from service import auth
+from service.infra import db, migrations
+from service.infra.doorbell import Doorbell
+from service.infra.logs import configure_logging
+from service.infra.settings import Settings
 
 log = structlog.get_logger("api")
 STARTUP_DB_WAIT_S = 30.0
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
         doorbell = Doorbell(redis, timeout_s=settings.nudge_timeout_s)
         try:
             async with db.connection(pool) as conn:
-                await migrate.verify(conn)
+                await migrations.verify(conn)
             app.state.pool = pool
             app.state.redis = redis
             app.state.doorbell = doorbell

@@ -8,8 +8,9 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
-from service import auth, db
-from service.settings import Settings
+from service import auth
+from service.infra import db
+from service.infra.settings import Settings
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="emissions"'}
 

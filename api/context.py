@@ -22,7 +22,7 @@ from litestar.types import (
 
 from api import http_metrics
 from api.problems import OVERLOADED, PROBLEM_JSON
-from service import metrics
+from service.infra import metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
 # Honour a caller's id only when it is short and plain: it ends up in logs and payloads.

@@ -14,9 +14,9 @@ from litestar.exceptions import HTTPException
 
 from api import errors as edge
 from domain.errors import FieldError, InvalidBatch
-from service import errors as svc
-from service import metrics
 from service.alerts import AlertNotFound
+from service.infra import errors as svc
+from service.infra import metrics
 from service.subscriptions import SubscriptionNotFound
 
 PROBLEM_JSON = "application/problem+json"

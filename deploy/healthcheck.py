@@ -16,7 +16,7 @@ import socket
 import sys
 import urllib.request
 
-from service.settings import Settings
+from service.infra.settings import Settings
 
 WILDCARDS = {"", "0.0.0.0", "::", "[::]"}  # noqa: S104 - these are what we translate away
 

@@ -10,7 +10,8 @@ from decimal import Decimal
 import asyncpg
 
 from domain.buckets import hour_of
-from service import alerts, queries
+from service import alerts
+from service.infra import queries
 
 
 def current_year() -> int:

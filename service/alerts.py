@@ -11,9 +11,9 @@ import asyncpg
 
 from domain.alerts import crossed_thresholds
 from domain.events import ALERT_EVENT_TYPE
-from service import queries
-from service.errors import ServiceError
-from service.settings import Settings
+from service.infra import queries
+from service.infra.errors import ServiceError
+from service.infra.settings import Settings
 from service.sites import valid_id
 
 Q = "alerts"

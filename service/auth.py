@@ -11,8 +11,8 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
-from service import queries
-from service.errors import DeviceKeyNotFound, InvalidDeviceKey, SiteNotFound
+from service.infra import queries
+from service.infra.errors import DeviceKeyNotFound, InvalidDeviceKey, SiteNotFound
 from service.sites import valid_id
 
 DEVICE_KEY_PREFIX = "emk_"

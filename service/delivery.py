@@ -27,9 +27,9 @@ import structlog
 
 from domain.events import backoff_s
 from domain.webhooks import WebhookMessage, event_id, headers
-from service import db, metrics, queries
-from service.errors import DatabaseUnavailable
-from service.settings import Settings
+from service.infra import db, metrics, queries
+from service.infra.errors import DatabaseUnavailable
+from service.infra.settings import Settings
 
 log = structlog.get_logger("delivery")
 Q = "delivery"

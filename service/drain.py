@@ -16,8 +16,9 @@ from domain.events import (
     backoff_s,
     parse_accepted,
 )
-from service import aggregates, queries
-from service.db import CONNECTION_ERRORS
+from service import aggregates
+from service.infra import queries
+from service.infra.db import CONNECTION_ERRORS
 
 
 @dataclass(frozen=True)

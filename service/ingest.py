@@ -15,8 +15,8 @@ import msgspec
 from domain.fingerprint import canonical, canonical_fingerprint
 from domain.readings import Reading
 from domain.receipts import IngestReceipt, classify
-from service import queries
-from service.errors import (
+from service.infra import queries
+from service.infra.errors import (
     InvalidDeviceKey,
     KeyInFlight,
     KeyReused,

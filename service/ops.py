@@ -10,8 +10,9 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
-from service import aggregates, queries
-from service.migrate import ensure_partitions
+from service import aggregates
+from service.infra import queries
+from service.infra.migrations import ensure_partitions
 from service.sites import valid_id
 
 Q = "ops"

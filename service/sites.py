@@ -10,8 +10,8 @@ import msgspec
 
 from domain.co2e import Gwp, gwp, t_co2e
 from domain.limits import LimitStatus, limit_status, percent_of_limit
-from service import queries
-from service.errors import DuplicateSiteName, SiteNotFound
+from service.infra import queries
+from service.infra.errors import DuplicateSiteName, SiteNotFound
 
 MAX_ID = 2**63 - 1  # bigint: a larger id cannot exist
 

@@ -12,8 +12,9 @@ import msgspec
 from domain.errors import FieldError
 from domain.events import EVENT_TYPES
 from domain.webhooks import new_secret, secret_key
-from service import ops, queries
-from service.errors import ServiceError
+from service import ops
+from service.infra import queries
+from service.infra.errors import ServiceError
 from service.sites import valid_id
 
 Q = "delivery"

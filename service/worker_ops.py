@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
-from service import db, metrics, queries
 from service.drain import DrainReport, RetryPolicy, drain_batch
-from service.errors import DatabaseUnavailable
-from service.settings import Settings
+from service.infra import db, metrics, queries
+from service.infra.errors import DatabaseUnavailable
+from service.infra.settings import Settings
 
 log = structlog.get_logger("worker")
 

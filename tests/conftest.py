@@ -16,8 +16,8 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from service import db, migrate
-from service.settings import Settings
+from service.infra import db, migrations
+from service.infra.settings import Settings
 from tests.harness.databases import create_database, drop_database
 from tests.harness.services import PostgresServer, RedisServer, start_postgres, start_redis
 
@@ -45,8 +45,8 @@ async def template_db(pg_server: PostgresServer) -> AsyncIterator[str]:
     """A database with every migration applied; tests clone it (fast: a file copy)."""
     conn = await asyncpg.connect(await create_database(pg_server, TEMPLATE))
     try:
-        await migrate.migrate(conn)
-        await migrate.ensure_partitions(conn)
+        await migrations.migrate(conn)
+        await migrations.ensure_partitions(conn)
     finally:
         await conn.close()
     yield TEMPLATE

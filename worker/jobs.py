@@ -6,8 +6,9 @@ from typing import Any
 
 import structlog
 
-from service import alerts, db, ops, worker_ops
-from service.errors import DatabaseUnavailable
+from service import alerts, ops, worker_ops
+from service.infra import db
+from service.infra.errors import DatabaseUnavailable
 
 log = structlog.get_logger("worker")
 

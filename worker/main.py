@@ -14,11 +14,12 @@ from arq.worker import Worker, create_worker
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
-from service import db, worker_ops
+from service import worker_ops
 from service.delivery import Deliverer
-from service.errors import DatabaseUnavailable
-from service.logs import configure_logging
-from service.settings import Settings
+from service.infra import db
+from service.infra.errors import DatabaseUnavailable
+from service.infra.logs import configure_logging
+from service.infra.settings import Settings
 from service.worker_ops import WorkerState
 from worker.settings import WorkerSettings
 

@@ -10,11 +10,12 @@ import structlog
 from arq import cron, func
 from arq.connections import RedisSettings
 
-from service import alerts, db, worker_ops
+from service import alerts, worker_ops
 from service.delivery import Deliverer
-from service.logs import configure_logging
-from service.nudge import DRAIN_JOB
-from service.settings import Settings
+from service.infra import db
+from service.infra.doorbell import DRAIN_JOB
+from service.infra.logs import configure_logging
+from service.infra.settings import Settings
 from service.worker_ops import WorkerState
 from worker import jobs
 

@@ -11,7 +11,8 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.auth import require_admin, require_reader
 from api.schemas import AlertCounts, AlertOut, AlertPage
-from service import alerts, db, ops
+from service import alerts, ops
+from service.infra import db
 from service.sites import MAX_ID
 
 AlertStatus = Literal["open", "acknowledged", "all"]

@@ -13,8 +13,9 @@ from litestar.params import FromPath, QueryParameter
 from api.auth import require_admin
 from api.decode import body_operation, decode_json
 from api.schemas import DeviceCreate, DeviceKeyCreated
-from service import auth, db, ops
+from service import auth, ops
 from service.auth import DeviceKey
+from service.infra import db
 
 _decode_create = msgspec.json.Decoder(DeviceCreate)
 

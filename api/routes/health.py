@@ -14,7 +14,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
 from api.problems import ALL_TYPES, problem_types
-from service import health
+from service.infra import health
 
 
 class Health(msgspec.Struct):

@@ -20,8 +20,9 @@ from api.decode import body_operation, decode_json
 from api.errors import InvalidIdempotencyKey, MissingIdempotencyKey
 from api.schemas import IngestBatch, IngestReceipt, Problem
 from domain.readings import check_batch
-from service import auth, db, ingest, metrics, sites
-from service.errors import (
+from service import auth, ingest, sites
+from service.infra import db, metrics
+from service.infra.errors import (
     DeviceMismatch,
     InvalidDeviceKey,
     MissingDeviceKey,
@@ -29,7 +30,7 @@ from service.errors import (
     RequestTimeout,
     SiteForbidden,
 )
-from service.settings import Settings
+from service.infra.settings import Settings
 
 _decode_batch = msgspec.json.Decoder(IngestBatch)
 _KEY_MAX = 255

@@ -8,8 +8,8 @@ from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from api.auth import require_reader
-from service import db, metrics
-from service.errors import DatabaseUnavailable
+from service.infra import db, metrics
+from service.infra.errors import DatabaseUnavailable
 
 
 @get(

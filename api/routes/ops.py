@@ -24,7 +24,8 @@ from api.schemas import (
     ReplayRequest,
 )
 from domain.errors import FieldError
-from service import db, ops
+from service import ops
+from service.infra import db
 from service.sites import MAX_ID
 
 _decode_replay = msgspec.json.Decoder(ReplayRequest)

@@ -23,8 +23,9 @@ from domain import periods
 from domain.errors import FieldError
 from domain.periods import KINDS
 from domain.reports import SiteReports
-from service import db, reports
-from service.settings import Settings
+from service import reports
+from service.infra import db
+from service.infra.settings import Settings
 
 CSV_TYPE = "text/csv"  # Litestar adds "; charset=utf-8" to text/* types
 MAX_MIN_GAP_H = 100_000.0

@@ -16,8 +16,9 @@ from api.decode import body_operation, decode_json
 from api.routes.ops import default_range
 from api.schemas import HourlySeries, HourOut, SiteCreate, SiteOut, SitePage, SitePatch
 from domain.co2e import t_co2e
-from service import db, ops, sites
-from service.settings import Settings
+from service import ops, sites
+from service.infra import db
+from service.infra.settings import Settings
 
 _decode_create = msgspec.json.Decoder(SiteCreate)
 _decode_patch = msgspec.json.Decoder(SitePatch)

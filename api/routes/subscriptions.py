@@ -18,7 +18,8 @@ from api.decode import body_operation, decode_json
 from api.errors import InvalidBody
 from api.schemas import AuditOut, Base
 from domain.errors import FieldError
-from service import db, subscriptions
+from service import subscriptions
+from service.infra import db
 from service.sites import MAX_ID, valid_id
 from service.subscriptions import InvalidSubscription, Subscription
 

@@ -26,7 +26,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from service import db, subscriptions
+from service import subscriptions
+from service.infra import db
 from tests.bench.stack import Services, cpu_seconds, free_port, prepare_database, start_worker
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from service import db
+from service.infra import db
 from tests.bench.batches import STEP, device_of
 
 _CHUNK_ROWS = 50_000

@@ -14,8 +14,9 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from service import db, ingest
-from service.settings import Settings
+from service import ingest
+from service.infra import db
+from service.infra.settings import Settings
 from tests.bench.batches import Batch, Timeline, http_requests
 from tests.bench.load import LoadResult, Request, Sample, closed_loop, open_loop, percentile
 from tests.bench.stack import ApiProcess, CpuMeter
@@ -111,7 +112,7 @@ async def ceiling(
     )
     del built
     # The prebuilt batches are millions of objects that an API process would not hold: out
-    # of the collector's way, as the API's own long-lived objects are (service.cli.serve_app).
+    # of the collector's way, as the API's own long-lived objects are (cli.serve.serve_app).
     gc.collect()
     gc.freeze()
     result = LoadResult(window_s=duration_s)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import asyncpg
 
-from service import db, migrate
+from service.infra import db, migrations
 from tests.bench.batches import device_of
 from tests.harness.services import PostgresServer, RedisServer, start_postgres, start_redis
 from tests.integration.workers import ROOT, WorkerProcess
@@ -67,8 +67,8 @@ async def prepare_database(
     url = services.pg.url_for(name)
     conn = await db.connect(url)
     try:
-        await migrate.migrate(conn)
-        await migrate.ensure_partitions(conn)
+        await migrations.migrate(conn)
+        await migrations.ensure_partitions(conn)
         for month in _months(start - 2 * RECENT, start):
             await conn.fetchval("SELECT ensure_measurement_partition($1)", month)
         site_ids = [
@@ -142,7 +142,7 @@ def app_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
 
 
 class ApiProcess:
-    """`python -m service.cli serve --workers N` on a free port."""
+    """`python -m cli serve --workers N` on a free port."""
 
     def __init__(self, services: Services, database_url: str, *, workers: int) -> None:
         self.workers = workers
@@ -151,7 +151,7 @@ class ApiProcess:
         log = services.log_dir / f"api-{workers}-{self.port}.log"
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "serve", "--workers", str(workers)],
+                [sys.executable, "-m", "cli", "serve", "--workers", str(workers)],
                 cwd=ROOT,
                 env=app_env(database_url, services.redis.url, PORT=str(self.port)),
                 stdin=subprocess.DEVNULL,

@@ -1,4 +1,4 @@
-"""The API as a real process (`python -m service.cli serve`), and seed data sent through it."""
+"""The API as a real process (`python -m cli serve`), and seed data sent through it."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class ApiProcess:
     async def start(self, timeout: float = 30.0) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "serve"],
+                [sys.executable, "-m", "cli", "serve"],
                 cwd=ROOT,
                 env=self.env,
                 stdin=subprocess.DEVNULL,

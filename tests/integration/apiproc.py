@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextlib.contextmanager
 def api_process(database_url: str, redis_url: str, log_path: Path, **env: str) -> Iterator[str]:
-    """Start `python -m service.cli serve`, wait for /health, yield its base URL, stop it."""
+    """Start `python -m cli serve`, wait for /health, yield its base URL, stop it."""
     with free_socket() as sock:
         port = sock.getsockname()[1]
     full_env = {
@@ -32,7 +32,7 @@ def api_process(database_url: str, redis_url: str, log_path: Path, **env: str) -
     }
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve"],
+            [sys.executable, "-m", "cli", "serve"],
             cwd=ROOT,
             env=full_env,
             stdout=log,

@@ -100,7 +100,7 @@ async def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProces
     """Run `emissions ARGS` as a real process with extra environment variables."""
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 
-from service import alerts, db
+from service import alerts
 from service.drain import RetryPolicy, drain_batch
-from service.settings import Settings
+from service.infra import db
+from service.infra.settings import Settings
 from tests.integration.helpers import batch, make_site, post_batch, run_cli
 
 POLICY = RetryPolicy()

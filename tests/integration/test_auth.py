@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from service import auth
-from service.settings import Settings
+from service.infra.settings import Settings
 from tests.conftest import RunningApi
 from tests.integration.helpers import (
     BASE_TS,

@@ -12,9 +12,9 @@ import asyncpg
 import httpx
 import pytest
 
-from service import db
 from service.drain import RetryPolicy, drain_batch
-from service.settings import Settings
+from service.infra import db
+from service.infra.settings import Settings
 from service.worker_ops import WorkerState, drain_until_idle
 from tests.integration.helpers import batch, make_site, post_batch, run_cli
 

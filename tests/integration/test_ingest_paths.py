@@ -10,7 +10,8 @@ import asyncpg
 import pytest
 
 from domain.readings import Window
-from service import db, ingest
+from service import ingest
+from service.infra import db
 
 X = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 Y = datetime(2026, 1, 5, 11, 30, tzinfo=UTC)

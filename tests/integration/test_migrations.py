@@ -12,9 +12,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from service import migrate
-from service.errors import MigrationError
-from service.migrate import MIGRATIONS_DIR
+from service.infra import migrations
+from service.infra.errors import MigrationError
+from service.infra.migrations import MIGRATIONS_DIR
 from tests.conftest import free_socket
 from tests.harness.services import PostgresServer, RedisServer
 from tests.integration.helpers import run_cli
@@ -37,10 +37,10 @@ async def empty_db(pg_server: PostgresServer) -> AsyncIterator[str]:
 async def test_first_run_applies_all_and_second_run_is_a_noop(empty_db: str) -> None:
     conn = await asyncpg.connect(empty_db)
     try:
-        first = await migrate.migrate(conn)
+        first = await migrations.migrate(conn)
         ledger = await conn.fetch("SELECT * FROM schema_migrations ORDER BY version")
-        second = await migrate.migrate(conn)
-        assert first == [f"{m.version:04d}_{m.name}" for m in migrate.discover()]
+        second = await migrations.migrate(conn)
+        assert first == [f"{m.version:04d}_{m.name}" for m in migrations.discover()]
         assert second == []
         assert await conn.fetch("SELECT * FROM schema_migrations ORDER BY version") == ledger
     finally:
@@ -50,11 +50,11 @@ async def test_first_run_applies_all_and_second_run_is_a_noop(empty_db: str) -> 
 async def test_concurrent_runs_apply_each_file_once(empty_db: str) -> None:
     conns = [await asyncpg.connect(empty_db) for _ in range(4)]
     try:
-        results = await asyncio.gather(*(migrate.migrate(c) for c in conns))
+        results = await asyncio.gather(*(migrations.migrate(c) for c in conns))
         applied = sorted(name for result in results for name in result)
-        assert applied == [f"{m.version:04d}_{m.name}" for m in migrate.discover()]
+        assert applied == [f"{m.version:04d}_{m.name}" for m in migrations.discover()]
         versions = await conns[0].fetchval("SELECT count(*) FROM schema_migrations")
-        assert versions == len(migrate.discover())
+        assert versions == len(migrations.discover())
     finally:
         for c in conns:
             await c.close()
@@ -66,12 +66,12 @@ async def test_edited_applied_file_is_refused(empty_db: str, tmp_path: Path) -> 
     (directory / "0999_extra.sql").write_text("CREATE TABLE extra (id int);\n")
     conn = await asyncpg.connect(empty_db)
     try:
-        await migrate.migrate(conn, directory)
+        await migrations.migrate(conn, directory)
         (directory / "0999_extra.sql").write_text("CREATE TABLE extra (id bigint);\n")
         with pytest.raises(MigrationError, match="edited after it was applied"):
-            await migrate.migrate(conn, directory)
+            await migrations.migrate(conn, directory)
         with pytest.raises(MigrationError, match="edited after it was applied"):
-            await migrate.verify(conn, directory)
+            await migrations.verify(conn, directory)
     finally:
         await conn.close()
 
@@ -79,7 +79,7 @@ async def test_edited_applied_file_is_refused(empty_db: str, tmp_path: Path) -> 
 async def test_cli_refuses_an_edited_file_with_a_nonzero_exit(empty_db: str) -> None:
     conn = await asyncpg.connect(empty_db)
     try:
-        await migrate.migrate(conn)
+        await migrations.migrate(conn)
         await conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1")
     finally:
         await conn.close()
@@ -98,7 +98,7 @@ async def test_cli_creates_the_database_and_migrates(pg_server: PostgresServer) 
         conn = await asyncpg.connect(pg_server.url_for(name))
         count = await conn.fetchval("SELECT count(*) FROM schema_migrations")
         await conn.close()
-        assert count == len(migrate.discover())
+        assert count == len(migrations.discover())
     finally:
         admin = await asyncpg.connect(pg_server.url)
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -115,6 +115,6 @@ async def test_api_refuses_to_start_on_an_unmigrated_database(
     )
     assert done.returncode != 0
     output = done.stdout + done.stderr
-    names = ", ".join(f"{m.version:04d}_{m.name}" for m in migrate.discover())
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in migrations.discover())
     assert f"pending migrations: {names}" in output
     assert "run `emissions migrate`" in output

@@ -11,9 +11,9 @@ import httpx
 from arq.connections import ArqRedis
 from arq.worker import Worker
 
-from service import db
-from service.nudge import DRAIN_JOB_ID, Doorbell
-from service.settings import Settings
+from service.infra import db
+from service.infra.doorbell import DRAIN_JOB_ID, Doorbell
+from service.infra.settings import Settings
 from service.worker_ops import WorkerState
 from tests.integration.helpers import batch, make_site, post_batch, readings
 from worker.settings import WorkerSettings

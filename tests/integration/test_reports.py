@@ -15,7 +15,7 @@ import pytest
 from domain.co2e import t_co2e
 from service import aggregates
 from service.drain import RetryPolicy, drain_batch
-from service.settings import Settings
+from service.infra.settings import Settings
 from tests.conftest import RunningApi
 from tests.integration.helpers import batch, post_batch, table_counts
 

@@ -10,10 +10,11 @@ import asyncpg
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from service import alerts, db
+from service import alerts
 from service.delivery import Deliverer
 from service.drain import RetryPolicy, drain_batch
-from service.settings import Settings
+from service.infra import db
+from service.infra.settings import Settings
 from tests.integration.helpers import batch, make_site, post_batch, run_cli
 from tests.integration.receiver import Receiver
 

@@ -28,7 +28,7 @@ async def _run_once(tmp_path: Path, env: dict[str, str]) -> tuple[str, list[dict
     log = tmp_path / f"run-{len(list(tmp_path.glob('run-*')))}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "run"],
+            [sys.executable, "-m", "cli", "run"],
             cwd=ROOT,
             env=env,
             stdout=out,

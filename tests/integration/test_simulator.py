@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from service.simulator import Options, simulate
 from tests.conftest import ADMIN_TOKEN, RunningApi
 from tests.harness.services import RedisServer
 from tests.integration.workers import WorkerProcess
+from tools.simulator import Options, simulate
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from domain.buckets import hour_of
 from domain.readings import Window
-from service import db, ingest
+from service import ingest
 from service.drain import RetryPolicy, drain_batch
+from service.infra import db
 
 instants = st.datetimes(
     min_value=datetime(2025, 12, 31, 20), max_value=datetime(2026, 1, 1, 4), timezones=st.just(UTC)

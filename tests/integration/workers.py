@@ -31,7 +31,7 @@ _LIVE: set[WorkerProcess] = set()
 
 
 class WorkerProcess:
-    """`python -m service.cli worker` as a real process; its output goes to files, never pipes.
+    """`python -m cli worker` as a real process; its output goes to files, never pipes.
 
     Use as `async with WorkerProcess(...) as worker:`; on exit it is killed if still running.
     """
@@ -76,7 +76,7 @@ class WorkerProcess:
         """Start the process; with `ready`, wait until it logs that event."""
         with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "worker"],
+                [sys.executable, "-m", "cli", "worker"],
                 cwd=ROOT,
                 env=self.env,
                 stdin=subprocess.DEVNULL,

@@ -16,8 +16,8 @@ from api.routes.measurements import parse_key
 from api.schemas import IngestBatch, SiteCreate
 from domain.errors import FieldError
 from domain.readings import BatchLimits
-from service import queries
-from service.settings import Settings
+from service.infra import queries
+from service.infra.settings import Settings
 
 _decode_batch = msgspec.json.Decoder(IngestBatch)
 

@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import redis.asyncio as aioredis
 
-from service.db import CONNECTION_ERRORS
+from service.infra.db import CONNECTION_ERRORS
 
 PROBE_TIMEOUT_S = 1.0
 _UNREACHABLE: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.InterfaceError)

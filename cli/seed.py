@@ -10,7 +10,7 @@ import asyncpg
 
 from domain.readings import Window
 from service import auth, ingest
-from service.errors import InvalidDeviceKey
+from service.infra.errors import InvalidDeviceKey
 
 DEMO_DEVICE = "demo-sensor"
 SITES = [

@@ -9,8 +9,8 @@ from typing import cast
 import asyncpg
 import msgspec
 
-from service.errors import DatabaseUnavailable
-from service.settings import Settings
+from service.infra.errors import DatabaseUnavailable
+from service.infra.settings import Settings
 
 # Failures that mean "the server is not there", as opposed to a bad statement.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (

@@ -11,8 +11,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
-from service.errors import MigrationError
-from service.queries import SQL_DIR
+from service.infra.errors import MigrationError
+from service.infra.queries import SQL_DIR
 
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 _FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")

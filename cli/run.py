@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import signal
@@ -9,20 +10,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from service import db, migrate, seed
-from service.localstack import LocalPostgres, LocalRedis
-from service.settings import Settings
+from cli import seed
+from cli.localservers import LocalPostgres, LocalRedis
+from service.infra import db, migrations
+from service.infra.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 async def _prepare(database_url: str, known_key: str) -> tuple[list[int], str]:
-    await migrate.create_database_if_missing(database_url)
+    await migrations.create_database_if_missing(database_url)
     conn = await db.connect(database_url)
     try:
-        await migrate.migrate(conn)
-        await migrate.ensure_partitions(conn)
+        await migrations.migrate(conn)
+        await migrations.ensure_partitions(conn)
         return await seed.seed(conn, known_key=known_key)
     finally:
         await conn.close()
@@ -47,7 +50,12 @@ def _banner(settings: Settings, url: str, key: str, sites: list[int], started_s:
 """
 
 
-def run(settings: Settings) -> int:
+def add_commands(sub: Any) -> None:
+    st = sub.add_parser("run", help="the whole local stack: Postgres, Redis, API, worker")
+    st.set_defaults(run=_run, sync=True)
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
     started = time.monotonic()
     data = Path(os.environ.get("RUN_DATA_DIR", ROOT / ".data"))
     data.mkdir(exist_ok=True)
@@ -74,7 +82,7 @@ def run(settings: Settings) -> int:
         env.setdefault("PORT", str(settings.port))
         for command in ("serve", "worker"):
             processes.append(
-                subprocess.Popen([sys.executable, "-m", "service.cli", command], env=env, cwd=ROOT)
+                subprocess.Popen([sys.executable, "-m", "cli", command], env=env, cwd=ROOT)
             )
         url = f"http://{settings.host}:{env['PORT']}"
         _wait_for_api(url, processes[0])

@@ -1,0 +1,1 @@
+"""`emissions`, the command-line edge: parse arguments, call the service layer, print."""

@@ -1,0 +1,31 @@
+"""What every command shares: the audit actor, a connection per command, argument types."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import asyncpg
+
+from service.infra import db
+from service.infra.settings import Settings
+
+CLI_ACTOR = "cli"
+
+
+async def with_conn(
+    settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[int]]
+) -> int:
+    conn = await db.connect(settings.database_url)
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+def timestamp(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("needs an explicit UTC offset, e.g. 2026-01-01T00:00Z")
+    return value

@@ -1,0 +1,64 @@
+"""`emissions`: the one command for every operational task."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from cli import (
+    aggregates,
+    deliveries,
+    devices,
+    maintain,
+    migrate,
+    outbox,
+    run,
+    serve,
+    simulate,
+    subscriptions,
+    tokens,
+)
+from service import alerts
+from service.infra.logs import configure_logging
+from service.infra.settings import Settings
+
+# Each module adds its nouns' subcommands; the order is the order of `emissions --help`.
+COMMANDS = (
+    migrate,
+    serve,
+    simulate,
+    run,
+    outbox,
+    aggregates,
+    devices,
+    tokens,
+    subscriptions,
+    deliveries,
+    maintain,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emissions", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMANDS:
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_json)
+    alerts.configure(alerts.rules_from(settings))
+    command: Any = args.run
+    if getattr(args, "sync", False):
+        return int(command(settings, args))
+    return int(asyncio.run(command(settings, args)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

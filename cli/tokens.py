@@ -1,0 +1,47 @@
+"""`emissions tokens create|revoke`: named operator tokens (a new token is printed once)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import asyncpg
+
+from cli.common import with_conn
+from service import auth
+from service.infra.settings import Settings
+
+
+def add_commands(sub: Any) -> None:
+    tok = sub.add_parser("tokens", help="named admin tokens").add_subparsers(
+        dest="tokens_command", required=True
+    )
+    tc = tok.add_parser("create", help="create an admin token")
+    tc.add_argument("--name", required=True)
+    tc.set_defaults(run=_create)
+    tr = tok.add_parser("revoke", help="revoke an admin token")
+    tr.add_argument("--name", required=True)
+    tr.set_defaults(run=_revoke)
+
+
+async def _create(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        secret = await auth.create_operator_token(conn, name=args.name)
+        print(f"admin token {args.name!r}:")
+        print(secret)
+        print("store it now: it is not shown again")
+        return 0
+
+    return await with_conn(settings, work)
+
+
+async def _revoke(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection) -> int:
+        if not await auth.revoke_operator_token(conn, name=args.name):
+            print(f"no token named {args.name!r}", file=sys.stderr)
+            return 1
+        print(f"revoked token {args.name!r}")
+        return 0
+
+    return await with_conn(settings, work)

@@ -1,0 +1,1 @@
+"""What talks to the engine from outside, over HTTP: the device simulator."""
