@@ -30,7 +30,7 @@ from api.routes import (
     sites,
     subscriptions,
 )
-from service import auth
+from service.devices import DeviceKeyCache
 from service.infra import db, migrations
 from service.infra.doorbell import Doorbell
 from service.infra.logs import configure_logging
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             app.state.redis = redis
             app.state.doorbell = doorbell
             app.state.rate_limits = TokenBuckets(settings.device_rate_per_s, settings.device_burst)
-            app.state.device_keys = auth.DeviceKeyCache()
+            app.state.device_keys = DeviceKeyCache()
             log.info("api_started", environment=settings.environment)
             yield
         finally:

@@ -8,7 +8,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
-from service import auth
+from service import operators
 from service.infra import db
 from service.infra.settings import Settings
 
@@ -30,7 +30,7 @@ async def require_admin(
     name = None
     if token is not None:
         async with db.connection(connection.app.state.pool) as conn:
-            name = await auth.operator_for_token(conn, token, settings.admin_token_map)
+            name = await operators.operator_for_token(conn, token, settings.admin_token_map)
     if name is None:
         raise NotAuthorizedException("an admin token is required", headers=CHALLENGE)
     connection.scope["state"]["operator"] = name

@@ -10,8 +10,8 @@ from msgspec import UNSET, Meta, UnsetType
 
 from domain.co2e import Gwp
 from domain.receipts import Conflict, IngestReceipt
-from service.auth import DeviceKey
-from service.ops import QueueStats
+from service.devices import DeviceKey
+from service.outbox import QueueStats
 from service.sites import SiteView
 
 __all__ = ["Conflict", "IngestReceipt"]

@@ -9,7 +9,7 @@ import asyncpg
 import structlog
 
 from cli.common import CLI_ACTOR, with_conn
-from service import ops
+from service import aggregates
 from service.infra.settings import Settings
 
 log = structlog.get_logger("cli")
@@ -26,7 +26,7 @@ def add_commands(sub: Any) -> None:
 
 async def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
-        sites, buckets, entry = await ops.rebuild(conn, site_id=args.site, actor=CLI_ACTOR)
+        sites, buckets, entry = await aggregates.rebuild(conn, site_id=args.site, actor=CLI_ACTOR)
         log.info("rebuild", sites=sites, buckets=buckets, audit_id=entry.id)
         return 0
 

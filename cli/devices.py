@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from cli.common import CLI_ACTOR, with_conn
-from service import auth, ops
+from service import audit, devices
 from service.infra.settings import Settings
 
 
@@ -32,10 +32,10 @@ def add_commands(sub: Any) -> None:
 async def _create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
         async with conn.transaction():
-            key, secret = await auth.create_device_key(
+            key, secret = await devices.create_device_key(
                 conn, device_id=args.device_id, site_ids=args.site, name=args.name, actor=CLI_ACTOR
             )
-            await ops.audit(
+            await audit.record(
                 conn, actor=CLI_ACTOR, action="device.create", params={"key_id": key.id}
             )
         # The one place a secret is printed: to the operator's terminal, never to the log.
@@ -49,7 +49,7 @@ async def _create(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _list(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
-        for key in await auth.list_device_keys(conn, site_id=args.site):
+        for key in await devices.list_device_keys(conn, site_id=args.site):
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
             print(
                 f"{key.id:>6}  {key.device_id:<24} {key.key_prefix}…  sites {key.site_ids}"
@@ -63,8 +63,8 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
 async def _revoke(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
         async with conn.transaction():
-            key = await auth.revoke_device_key(conn, key_id=args.id)
-            await ops.audit(
+            key = await devices.revoke_device_key(conn, key_id=args.id)
+            await audit.record(
                 conn, actor=CLI_ACTOR, action="device.revoke", params={"key_id": args.id}
             )
         print(f"revoked key {key.id} of {key.device_id}")

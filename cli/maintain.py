@@ -9,7 +9,7 @@ import asyncpg
 import structlog
 
 from cli.common import with_conn
-from service import ops
+from service import maintenance
 from service.infra.settings import Settings
 
 log = structlog.get_logger("cli")
@@ -22,7 +22,7 @@ def add_commands(sub: Any) -> None:
 
 async def _maintain(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
-        done = await ops.maintain(conn, outbox_days=settings.outbox_retention_days)
+        done = await maintenance.maintain(conn, outbox_days=settings.outbox_retention_days)
         log.info("maintenance", **done)
         return 0
 

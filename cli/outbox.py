@@ -9,7 +9,7 @@ import asyncpg
 import structlog
 
 from cli.common import CLI_ACTOR, timestamp, with_conn
-from service import ops
+from service import outbox
 from service.infra.settings import Settings
 
 log = structlog.get_logger("cli")
@@ -30,7 +30,7 @@ def add_commands(sub: Any) -> None:
 
 
 async def _replay(settings: Settings, args: argparse.Namespace) -> int:
-    selection = ops.ReplaySelection(
+    selection = outbox.ReplaySelection(
         event_ids=args.ids or None,
         site_id=args.site,
         start=args.start,
@@ -42,7 +42,7 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
         return 2
 
     async def work(conn: asyncpg.Connection) -> int:
-        ids, entry = await ops.replay(
+        ids, entry = await outbox.replay(
             conn, selection=selection, actor=CLI_ACTOR, dry_run=args.dry_run
         )
         log.info("replay", event_ids=ids, count=len(ids), dry_run=args.dry_run, audit_id=entry.id)

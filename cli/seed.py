@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from domain.readings import Window
-from service import auth, ingest
+from service import devices, ingest
 from service.infra.errors import InvalidDeviceKey
 
 DEMO_DEVICE = "demo-sensor"
@@ -38,11 +38,11 @@ async def seed(conn: asyncpg.Connection, *, known_key: str) -> tuple[list[int], 
     site_ids = [r["id"] for r in rows]
     key = known_key
     try:
-        identity = await auth.authenticate_device(conn, key) if key else None
+        identity = await devices.authenticate_device(conn, key) if key else None
     except InvalidDeviceKey:
         identity = None
     if identity is None or set(identity.site_ids) != set(site_ids):
-        _, key = await auth.create_device_key(
+        _, key = await devices.create_device_key(
             conn, device_id=DEMO_DEVICE, site_ids=site_ids, name="make run demo", actor="seed"
         )
     for site_id in site_ids:

@@ -10,7 +10,7 @@ from decimal import Decimal
 import asyncpg
 
 from domain.buckets import hour_of
-from service import alerts
+from service import alerts, audit
 from service.infra import queries
 
 
@@ -29,7 +29,7 @@ async def recompute_hours(
     makes this idempotent: applying the same hours twice changes nothing the second time.
     Returns the number of events the change wrote to the outbox (alerts, restatements).
     """
-    q = queries.load("drain")
+    q = queries.load("aggregates")
     wanted = {site: sorted({hour_of(h) for h in hs}) for site, hs in hours.items()}
     sites = sorted(site for site, hs in wanted.items() if hs)
     if not sites:
@@ -65,7 +65,7 @@ async def recompute_hours(
 async def _apply_late(conn: asyncpg.Connection, changes: list[asyncpg.Record], year: int) -> int:
     """Late data: restate closed months (a row and a report.restated event each), and check
     the thresholds of past years it changed (the totals row only follows the current year)."""
-    q = queries.load("drain")
+    q = queries.load("aggregates")
     restated: list[tuple[int, date, Decimal, int]] = []
     raised: list[int | None] = []
     for c in changes:
@@ -95,10 +95,37 @@ async def _apply_late(conn: asyncpg.Connection, changes: list[asyncpg.Record], y
 
 async def rebuild_site(conn: asyncpg.Connection, *, site_id: int, year: int) -> int:
     """Recompute every bucket and the totals of a site from raw data. Returns the bucket count."""
-    q = queries.load("drain")
+    q = queries.load("aggregates")
     await conn.fetchval(q["lock_site_totals"], site_id, year)
     await conn.execute(q["delete_site_hourly"], site_id)
     inserted = await conn.execute(q["insert_all_hours"], site_id)
     await conn.execute(q["reset_totals"], site_id, year)
     await alerts.check_thresholds(conn, site_id=site_id, year=year)
     return int(inserted.rsplit(" ", 1)[-1])
+
+
+async def rebuild(
+    conn: asyncpg.Connection, *, site_id: int | None, actor: str
+) -> tuple[int, int, audit.AuditEntry]:
+    """Recompute every bucket of one site (or of all sites) from raw data. Returns (sites,
+    buckets) and the audit entry.
+
+    One transaction per site: a long rebuild of many sites never holds every site's lock.
+    """
+    if site_id is None:
+        site_ids = [r["id"] for r in await conn.fetch(queries.load("aggregates")["site_ids"])]
+    else:
+        site_ids = [site_id]
+    buckets = 0
+    for sid in site_ids:
+        async with conn.transaction():
+            buckets += await rebuild_site(conn, site_id=sid, year=current_year())
+    entry = await audit.record(
+        conn,
+        actor=actor,
+        action="aggregates.rebuild",
+        params={"site_id": site_id},
+        affected=len(site_ids),
+        dry_run=False,
+    )
+    return len(site_ids), buckets, entry

@@ -12,9 +12,9 @@ import asyncpg
 from domain.alerts import crossed_thresholds
 from domain.events import ALERT_EVENT_TYPE
 from service.infra import queries
+from service.infra.db import valid_id
 from service.infra.errors import ServiceError
 from service.infra.settings import Settings
-from service.sites import valid_id
 
 Q = "alerts"
 HOUR = timedelta(hours=1)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import asyncpg
 import msgspec
+import structlog
 
 from domain.events import (
     MEASUREMENTS_ACCEPTED,
@@ -17,8 +19,12 @@ from domain.events import (
     parse_accepted,
 )
 from service import aggregates
-from service.infra import queries
+from service.infra import db, metrics, queries
 from service.infra.db import CONNECTION_ERRORS
+from service.infra.settings import Settings
+from service.workers import WorkerState
+
+log = structlog.get_logger("worker")
 
 
 @dataclass(frozen=True)
@@ -176,3 +182,53 @@ def _record(
     report.applied += len(items)
     report.readings += result.readings
     report.request_ids.extend(result.request_ids)
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.drain_max_attempts,
+        base_s=settings.drain_backoff_base_s,
+        cap_s=settings.drain_backoff_cap_s,
+    )
+
+
+async def drain_until_idle(
+    pool: asyncpg.Pool, settings: Settings, state: WorkerState, *, trigger: str
+) -> DrainReport:
+    """Drain claim after claim until a claim comes back short or the time budget is spent.
+
+    One call drains many events, so arq's per-job overhead never bounds throughput.
+    """
+    started = time.perf_counter()
+    total = DrainReport()
+    policy = retry_policy(settings)
+    while True:
+        async with db.connection(pool) as conn:
+            report = await drain_batch(conn, limit=settings.drain_batch_size, policy=policy)
+        total.add(report)
+        if report.claimed < settings.drain_batch_size and not report.emitted:
+            break  # idle; events this claim wrote (alerts, restatements) are drained next
+        if time.perf_counter() - started > settings.drain_budget_s:
+            break
+    state.drained += total.applied
+    if total.deliveries and state.wake_delivery is not None:
+        state.wake_delivery()
+    if total.claimed:
+        metrics.DRAIN_BATCH.observe(total.applied)
+        metrics.DRAIN_SECONDS.observe(time.perf_counter() - started)
+        metrics.APPLIED.inc(total.applied)
+        metrics.DEAD_LETTERED.inc(total.dead)
+        log.info(
+            "drained",
+            trigger=trigger,
+            events=total.applied,
+            readings=total.readings,
+            failed=total.failed,
+            dead_lettered=total.dead,
+            notices=total.notices,
+            deliveries_queued=total.deliveries,
+            sites=total.sites,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            request_ids=total.request_ids,
+        )
+    return total

@@ -16,6 +16,7 @@ from domain.fingerprint import canonical, canonical_fingerprint
 from domain.readings import Reading
 from domain.receipts import IngestReceipt, classify
 from service.infra import queries
+from service.infra.db import valid_id
 from service.infra.errors import (
     InvalidDeviceKey,
     KeyInFlight,
@@ -23,7 +24,6 @@ from service.infra.errors import (
     ServiceError,
     SiteNotFound,
 )
-from service.sites import valid_id
 
 ACCEPTED = 202
 _encode = msgspec.json.Encoder().encode

@@ -14,8 +14,8 @@ from domain import reports as r
 from domain.co2e import Gwp, t_co2e
 from domain.periods import PeriodKind, period_limit_kg
 from service.infra import queries
+from service.infra.db import valid_id
 from service.infra.errors import SiteNotFound
-from service.sites import valid_id
 
 Q = "reports"
 

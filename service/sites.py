@@ -11,16 +11,8 @@ import msgspec
 from domain.co2e import Gwp, gwp, t_co2e
 from domain.limits import LimitStatus, limit_status, percent_of_limit
 from service.infra import queries
+from service.infra.db import valid_id
 from service.infra.errors import DuplicateSiteName, SiteNotFound
-
-MAX_ID = 2**63 - 1  # bigint: a larger id cannot exist
-
-
-def valid_id(value: int) -> bool:
-    """Whether a row id can exist (ids are positive bigints): a lookup of any other is a 404
-    without a query (and never a driver overflow error)."""
-    return 0 < value <= MAX_ID
-
 
 DEFAULT_GWP = gwp("AR6-fossil")
 
@@ -140,3 +132,10 @@ async def list_sites(
     rows = await conn.fetch(queries.load("sites")["list_sites"], after, limit)
     now = datetime.now(UTC)
     return [_view(row, now, factor) for row in rows]
+
+
+async def hourly(
+    conn: asyncpg.Connection, *, site_id: int, start: datetime, end: datetime
+) -> list[asyncpg.Record]:
+    """The site's hourly series in [start, end)."""
+    return await conn.fetch(queries.load("sites")["hourly"], site_id, start, end)

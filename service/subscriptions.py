@@ -12,10 +12,10 @@ import msgspec
 from domain.errors import FieldError
 from domain.events import EVENT_TYPES
 from domain.webhooks import new_secret, secret_key
-from service import ops
+from service import audit
 from service.infra import queries
+from service.infra.db import valid_id
 from service.infra.errors import ServiceError
-from service.sites import valid_id
 
 Q = "delivery"
 
@@ -128,7 +128,7 @@ async def create(
             queries.load(Q)["create_subscription"], url, types, secret, description, actor
         )
         assert row is not None
-        await ops.audit(
+        await audit.record(
             conn, actor=actor, action="subscription.create", params={"subscription_id": row["id"]}
         )
     return _subscription(row), secret
@@ -146,7 +146,7 @@ async def disable(conn: asyncpg.Connection, *, subscription_id: int, actor: str)
             row = await conn.fetchrow(queries.load(Q)["disable_subscription"], subscription_id)
         if row is None:
             raise SubscriptionNotFound(f"no webhook subscription with id {subscription_id}")
-        await ops.audit(
+        await audit.record(
             conn,
             actor=actor,
             action="subscription.disable",
@@ -176,7 +176,7 @@ async def replay(
     only_dead: bool,
     actor: str,
     dry_run: bool,
-) -> tuple[list[int], ops.AuditEntry]:
+) -> tuple[list[int], audit.AuditEntry]:
     """Send the selected deliveries again (fresh attempt budget), or, dry run, only say which.
 
     Subscribers may receive an event twice this way; the event id tells them it is the same.
@@ -190,7 +190,7 @@ async def replay(
         chosen = [r["id"] for r in rows]
         if chosen and not dry_run:
             await conn.execute(q["requeue"], chosen)
-        entry = await ops.audit(
+        entry = await audit.record(
             conn,
             actor=actor,
             action="deliveries.replay",

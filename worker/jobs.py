@@ -6,7 +6,8 @@ from typing import Any
 
 import structlog
 
-from service import alerts, ops, worker_ops
+from service import alerts, maintenance
+from service.drain import drain_until_idle
 from service.infra import db
 from service.infra.errors import DatabaseUnavailable
 
@@ -15,9 +16,7 @@ log = structlog.get_logger("worker")
 
 async def _drain(ctx: dict[str, Any], trigger: str) -> int:
     try:
-        report = await worker_ops.drain_until_idle(
-            ctx["pool"], ctx["settings"], ctx["state"], trigger=trigger
-        )
+        report = await drain_until_idle(ctx["pool"], ctx["settings"], ctx["state"], trigger=trigger)
     except DatabaseUnavailable:
         # One line, not a traceback a second: the claim rolled back, the next tick retries.
         log.warning("drain_skipped", trigger=trigger, reason="postgres unreachable")
@@ -38,7 +37,7 @@ async def sweep(ctx: dict[str, Any]) -> int:
 async def maintain(ctx: dict[str, Any]) -> None:
     """Hourly: partitions ahead, and retention of processed events and expired keys."""
     async with db.connection(ctx["pool"]) as conn:
-        done = await ops.maintain(conn, outbox_days=ctx["settings"].outbox_retention_days)
+        done = await maintenance.maintain(conn, outbox_days=ctx["settings"].outbox_retention_days)
     log.info("maintenance", **done)
 
 

@@ -14,13 +14,13 @@ from arq.worker import Worker, create_worker
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
-from service import worker_ops
+from service import drain, workers
 from service.delivery import Deliverer
 from service.infra import db
 from service.infra.errors import DatabaseUnavailable
 from service.infra.logs import configure_logging
 from service.infra.settings import Settings
-from service.worker_ops import WorkerState
+from service.workers import WorkerState
 from worker.settings import WorkerSettings
 
 log = structlog.get_logger("worker")
@@ -61,9 +61,7 @@ async def supervise(settings: Settings) -> None:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
     pool = await db.create_pool(settings)
     state = WorkerState()
-    beat = asyncio.create_task(
-        worker_ops.beat_forever(pool, state, every_s=settings.sweep_interval_s)
-    )
+    beat = asyncio.create_task(workers.beat_forever(pool, state, every_s=settings.sweep_interval_s))
     # Webhook deliveries run beside arq, so they go on while Redis is down too.
     deliverer = Deliverer(pool, settings)
     state.wake_delivery = deliverer.wake
@@ -88,7 +86,7 @@ async def supervise(settings: Settings) -> None:
             except (RedisError, OSError) as exc:
                 log.warning("redis_unreachable", error=str(exc), fallback="postgres sweep")
             with contextlib.suppress(DatabaseUnavailable):
-                await worker_ops.drain_until_idle(pool, settings, state, trigger="fallback")
+                await drain.drain_until_idle(pool, settings, state, trigger="fallback")
             await asyncio.sleep(RETRY_S)
     except asyncio.CancelledError:
         if not stopping.is_set():

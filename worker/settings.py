@@ -10,13 +10,13 @@ import structlog
 from arq import cron, func
 from arq.connections import RedisSettings
 
-from service import alerts, worker_ops
+from service import alerts, workers
 from service.delivery import Deliverer
 from service.infra import db
 from service.infra.doorbell import DRAIN_JOB
 from service.infra.logs import configure_logging
 from service.infra.settings import Settings
-from service.worker_ops import WorkerState
+from service.workers import WorkerState
 from worker import jobs
 
 _settings = Settings.from_env()
@@ -33,7 +33,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["owns_pool"] = True
         ctx["state"] = WorkerState()
         ctx["heartbeat"] = asyncio.create_task(
-            worker_ops.beat_forever(ctx["pool"], ctx["state"], every_s=settings.sweep_interval_s)
+            workers.beat_forever(ctx["pool"], ctx["state"], every_s=settings.sweep_interval_s)
         )
         deliverer = Deliverer(ctx["pool"], settings)
         ctx["state"].wake_delivery = deliverer.wake

@@ -11,9 +11,9 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.auth import require_admin, require_reader
 from api.schemas import AlertCounts, AlertOut, AlertPage
-from service import alerts, ops
+from service import alerts, audit
 from service.infra import db
-from service.sites import MAX_ID
+from service.infra.db import MAX_ID
 
 AlertStatus = Literal["open", "acknowledged", "all"]
 
@@ -60,5 +60,5 @@ class AlertsController(Controller):
         actor = request.scope["state"]["operator"]
         async with db.connection(pool) as conn, conn.transaction():
             row = await alerts.acknowledge(conn, alert_id=alert_id, actor=actor)
-            await ops.audit(conn, actor=actor, action="alert.ack", params={"alert_id": alert_id})
+            await audit.record(conn, actor=actor, action="alert.ack", params={"alert_id": alert_id})
         return AlertOut(**dict(row))

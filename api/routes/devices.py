@@ -13,8 +13,8 @@ from litestar.params import FromPath, QueryParameter
 from api.auth import require_admin
 from api.decode import body_operation, decode_json
 from api.schemas import DeviceCreate, DeviceKeyCreated
-from service import auth, ops
-from service.auth import DeviceKey
+from service import audit, devices
+from service.devices import DeviceKey
 from service.infra import db
 
 _decode_create = msgspec.json.Decoder(DeviceCreate)
@@ -37,10 +37,12 @@ class DevicesController(Controller):
         data = await decode_json(request, _decode_create)
         actor = request.scope["state"]["operator"]
         async with db.connection(pool) as conn, conn.transaction():
-            device, secret = await auth.create_device_key(
+            device, secret = await devices.create_device_key(
                 conn, device_id=data.device_id, site_ids=data.site_ids, name=data.name, actor=actor
             )
-            await ops.audit(conn, actor=actor, action="device.create", params={"key_id": device.id})
+            await audit.record(
+                conn, actor=actor, action="device.create", params={"key_id": device.id}
+            )
         return DeviceKeyCreated(key=secret, device=device)
 
     @get(operation_id="listDeviceKeys")
@@ -50,7 +52,7 @@ class DevicesController(Controller):
         site_id: Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)] = None,
     ) -> list[DeviceKey]:
         async with db.connection(pool) as conn:
-            return await auth.list_device_keys(conn, site_id=site_id)
+            return await devices.list_device_keys(conn, site_id=site_id)
 
     @delete("/{key_id:int}", operation_id="revokeDeviceKey", status_code=200)
     async def revoke(
@@ -61,8 +63,8 @@ class DevicesController(Controller):
     ) -> DeviceKey:
         actor = request.scope["state"]["operator"]
         async with db.connection(pool) as conn, conn.transaction():
-            device = await auth.revoke_device_key(conn, key_id=key_id)
-            await ops.audit(conn, actor=actor, action="device.revoke", params={"key_id": key_id})
-        keys: auth.DeviceKeyCache = request.app.state.device_keys
+            device = await devices.revoke_device_key(conn, key_id=key_id)
+            await audit.record(conn, actor=actor, action="device.revoke", params={"key_id": key_id})
+        keys: devices.DeviceKeyCache = request.app.state.device_keys
         keys.forget(key_id)  # other processes: the ingest transaction checks the key
         return device

@@ -20,7 +20,7 @@ from api.decode import body_operation, decode_json
 from api.errors import InvalidIdempotencyKey, MissingIdempotencyKey
 from api.schemas import IngestBatch, IngestReceipt, Problem
 from domain.readings import check_batch
-from service import auth, ingest, sites
+from service import devices, ingest, sites
 from service.infra import db, metrics
 from service.infra.errors import (
     DeviceMismatch,
@@ -105,11 +105,11 @@ async def ingest_measurements(
     structlog.contextvars.bind_contextvars(site_id=site_id)
     try:
         async with asyncio.timeout(settings.request_timeout_s):
-            known: auth.DeviceKeyCache = request.app.state.device_keys
+            known: devices.DeviceKeyCache = request.app.state.device_keys
             device = known.get(device_key)
             if device is None:
                 async with db.connection(pool) as conn:
-                    device = await auth.authenticate_device(conn, device_key)
+                    device = await devices.authenticate_device(conn, device_key)
                 known.remember(device_key, device)
             structlog.contextvars.bind_contextvars(device_id=device.device_id)
             if site_id not in device.site_ids:

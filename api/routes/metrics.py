@@ -8,7 +8,8 @@ from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from api.auth import require_reader
-from service.infra import db, metrics
+from service import outbox
+from service.infra import db
 from service.infra.errors import DatabaseUnavailable
 
 
@@ -22,7 +23,7 @@ from service.infra.errors import DatabaseUnavailable
 async def scrape(pool: NamedDependency[asyncpg.Pool]) -> Response[bytes]:
     try:
         async with db.connection(pool) as conn:
-            await metrics.refresh_queue_gauges(conn)
+            await outbox.refresh_gauges(conn)
     except DatabaseUnavailable:
         pass  # still report the process's own metrics; the gauges keep their last value
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

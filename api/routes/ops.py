@@ -24,9 +24,9 @@ from api.schemas import (
     ReplayRequest,
 )
 from domain.errors import FieldError
-from service import ops
+from service import maintenance, outbox
 from service.infra import db
-from service.sites import MAX_ID
+from service.infra.db import MAX_ID
 
 _decode_replay = msgspec.json.Decoder(ReplayRequest)
 OutboxStatus = Literal["pending", "backoff", "dead", "processed", "all"]
@@ -39,7 +39,7 @@ OutboxType = Literal[
 ]
 
 
-def selection_of(req: ReplayRequest) -> ops.ReplaySelection:
+def selection_of(req: ReplayRequest) -> outbox.ReplaySelection:
     """The replay mode the body asks for; exactly one mode, or a 422 that says why."""
     modes = [req.event_ids is not None, req.all_dead, req.site_id is not None and not req.all_dead]
     if sum(modes) != 1:
@@ -50,7 +50,7 @@ def selection_of(req: ReplayRequest) -> ops.ReplaySelection:
         raise InvalidBody([FieldError("/from", "a time range needs site_id")])
     if req.start and req.end and req.start >= req.end:
         raise InvalidBody([FieldError("/to", "must be after from")])
-    return ops.ReplaySelection(
+    return outbox.ReplaySelection(
         event_ids=req.event_ids,
         site_id=req.site_id,
         start=req.start,
@@ -67,8 +67,8 @@ class OpsController(Controller):
     @get("/queue", operation_id="getQueue")
     async def queue(self, pool: NamedDependency[asyncpg.Pool], state: State) -> QueueOut:
         async with db.connection(pool) as conn:
-            stats = await ops.queue_stats(conn, state.redis)
-            sizes = await ops.table_sizes(conn)
+            stats = await outbox.queue_stats(conn, state.redis)
+            sizes = await maintenance.table_sizes(conn)
         return QueueOut(**msgspec.structs.asdict(stats), table_bytes=sizes)
 
     @get("/outbox", operation_id="listOutbox")
@@ -82,7 +82,7 @@ class OpsController(Controller):
         event_type: FromQuery[OutboxType | None] = None,
     ) -> OutboxPage:
         async with db.connection(pool) as conn:
-            rows = await ops.list_outbox(
+            rows = await outbox.list_outbox(
                 conn,
                 status=status,
                 site_id=site_id,
@@ -107,7 +107,7 @@ class OpsController(Controller):
         body = await decode_json(request, _decode_replay)
         selection = selection_of(body)
         async with db.connection(pool) as conn:
-            ids, entry = await ops.replay(
+            ids, entry = await outbox.replay(
                 conn,
                 selection=selection,
                 actor=request.scope["state"]["operator"],

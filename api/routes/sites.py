@@ -16,7 +16,7 @@ from api.decode import body_operation, decode_json
 from api.routes.ops import default_range
 from api.schemas import HourlySeries, HourOut, SiteCreate, SiteOut, SitePage, SitePatch
 from domain.co2e import t_co2e
-from service import ops, sites
+from service import sites
 from service.infra import db
 from service.infra.settings import Settings
 
@@ -110,7 +110,7 @@ class SitesController(Controller):
         start, end = default_range(start, end)
         async with db.connection(pool) as conn:
             await sites.get_site(conn, site_id=site_id)  # 404 for an unknown site
-            rows = await ops.hourly(conn, site_id=site_id, start=start, end=end)
+            rows = await sites.hourly(conn, site_id=site_id, start=start, end=end)
         factor = settings.gwp
         hours = [HourOut(**dict(r), t_co2e=t_co2e(r["total_kg"], factor.factor)) for r in rows]
         return HourlySeries(site_id=site_id, start=start, end=end, hours=hours, gwp=factor)

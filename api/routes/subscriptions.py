@@ -20,7 +20,7 @@ from api.schemas import AuditOut, Base
 from domain.errors import FieldError
 from service import subscriptions
 from service.infra import db
-from service.sites import MAX_ID, valid_id
+from service.infra.db import MAX_ID, valid_id
 from service.subscriptions import InvalidSubscription, Subscription
 
 DeliveryStatus = Literal["pending", "backoff", "delivered", "dead", "all"]

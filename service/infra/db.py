@@ -12,6 +12,15 @@ import msgspec
 from service.infra.errors import DatabaseUnavailable
 from service.infra.settings import Settings
 
+MAX_ID = 2**63 - 1  # ids are bigints: a larger id cannot exist
+
+
+def valid_id(value: int) -> bool:
+    """Whether a row id can exist (ids are positive bigints): a lookup of any other is a 404
+    without a query (and never a driver overflow error)."""
+    return 0 < value <= MAX_ID
+
+
 # Failures that mean "the server is not there", as opposed to a bad statement.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
-
-from service import ops
 
 READINGS = Counter("emissions_readings_ingested_total", "Readings received, by result", ["result"])
 # Bound once: a .labels() lookup takes a lock and a dict probe, three times per batch.
@@ -47,14 +44,3 @@ def count_receipt(accepted: int, duplicates: int, conflicts: int) -> None:
     _ACCEPTED.inc(accepted)
     _DUPLICATE.inc(duplicates)
     _CONFLICT.inc(conflicts)
-
-
-async def refresh_queue_gauges(conn: asyncpg.Connection) -> None:
-    """The outbox gauges come from Postgres, so any API process reports the whole queue."""
-    stats = await ops.queue_stats(conn, None)
-    OUTBOX_PENDING.set(stats.pending)
-    OUTBOX_BACKOFF.set(stats.in_backoff)
-    OUTBOX_DEAD.set(stats.dead)
-    OUTBOX_LAG.set(stats.oldest_pending_age_s)
-    if stats.worker_heartbeat_age_s is not None:
-        WORKER_HEARTBEAT_AGE.set(stats.worker_heartbeat_age_s)

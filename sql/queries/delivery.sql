@@ -133,8 +133,3 @@ FOR UPDATE OF d;
 UPDATE deliveries
 SET available_at = now(), attempts = 0, delivered_at = NULL, dead_at = NULL
 WHERE id = ANY ($1::bigint[]);
-
--- name: delete_delivered
--- Retention: up to $2 deliveries delivered before $1.
-DELETE FROM deliveries
-WHERE id IN (SELECT id FROM deliveries WHERE delivered_at < $1 ORDER BY delivered_at LIMIT $2);

@@ -22,3 +22,10 @@ SELECT * FROM site_overview WHERE id = $1;
 -- name: list_sites
 -- A page of sites by id after the cursor $1 (keyset: stable while sites are added).
 SELECT * FROM site_overview WHERE id > $1 ORDER BY id LIMIT $2;
+
+-- name: hourly
+-- The hourly series of a site in [$2, $3).
+SELECT hour, total_kg::float8 AS total_kg, readings
+FROM site_hourly
+WHERE site_id = $1 AND hour >= $2 AND hour < $3
+ORDER BY hour;

@@ -9,7 +9,7 @@ import asyncpg
 import httpx
 import pytest
 
-from service import auth
+from service import devices
 from service.infra.settings import Settings
 from tests.conftest import RunningApi
 from tests.integration.helpers import (
@@ -285,8 +285,8 @@ async def test_a_flooding_device_gets_429_while_another_keeps_succeeding(
 
 
 def test_device_key_cache_remembers_found_keys_until_ttl_and_forgets_by_key_id() -> None:
-    known = auth.DeviceKeyCache(ttl_s=2.0, max_keys=2)
-    one, two = auth.DeviceIdentity(1, "pad-1", [7]), auth.DeviceIdentity(2, "pad-2", [7])
+    known = devices.DeviceKeyCache(ttl_s=2.0, max_keys=2)
+    one, two = devices.DeviceIdentity(1, "pad-1", [7]), devices.DeviceIdentity(2, "pad-2", [7])
     assert known.get("emk_one", now=0.0) is None
     known.remember("emk_one", one, now=0.0)
     known.remember("emk_two", two, now=0.0)

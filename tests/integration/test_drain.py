@@ -12,10 +12,10 @@ import asyncpg
 import httpx
 import pytest
 
-from service.drain import RetryPolicy, drain_batch
+from service.drain import RetryPolicy, drain_batch, drain_until_idle
 from service.infra import db
 from service.infra.settings import Settings
-from service.worker_ops import WorkerState, drain_until_idle
+from service.workers import WorkerState
 from tests.integration.helpers import batch, make_site, post_batch, run_cli
 
 ADMIN = {"Authorization": "Bearer dev-admin-token"}

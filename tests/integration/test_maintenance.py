@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import asyncpg
 import httpx
 
-from service import ops
+from service import maintenance
 from tests.integration.helpers import batch, make_site, post_batch, run_cli
 
 
@@ -34,7 +34,7 @@ async def test_retention_deletes_only_old_processed_events_and_expired_keys(
     await conn.execute(
         "UPDATE ingest_requests SET expires_at = now() - interval '1 s' WHERE key IN ('k0', 'k1')"
     )
-    report = await ops.apply_retention(conn, outbox_days=7, batch=1)
+    report = await maintenance.apply_retention(conn, outbox_days=7, batch=1)
     assert (report.outbox_deleted, report.keys_deleted) == (1, 2)
     assert [r["id"] for r in await conn.fetch("SELECT id FROM outbox ORDER BY id")] == ids[1:]
     keys = [r["key"] for r in await conn.fetch("SELECT key FROM ingest_requests ORDER BY key")]

@@ -14,7 +14,7 @@ from arq.worker import Worker
 from service.infra import db
 from service.infra.doorbell import DRAIN_JOB_ID, Doorbell
 from service.infra.settings import Settings
-from service.worker_ops import WorkerState
+from service.workers import WorkerState
 from tests.integration.helpers import batch, make_site, post_batch, readings
 from worker.settings import WorkerSettings
 

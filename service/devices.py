@@ -1,32 +1,20 @@
-"""Device keys and operator tokens: random secrets shown once, stored as SHA-256 hashes."""
+"""Device keys: create (the secret is shown once), list, revoke, and who a key belongs to."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import time
 from datetime import datetime
 
 import asyncpg
 import msgspec
 
+from domain.credentials import hash_secret, new_secret
 from service.infra import queries
+from service.infra.db import valid_id
 from service.infra.errors import DeviceKeyNotFound, InvalidDeviceKey, SiteNotFound
-from service.sites import valid_id
 
 DEVICE_KEY_PREFIX = "emk_"
-OPERATOR_TOKEN_PREFIX = "emo_"  # noqa: S105 - a label, not a secret
-Q = "auth"
-
-
-def new_secret(prefix: str) -> str:
-    """256 random bits, URL-safe, with a prefix that tells what kind of secret it is."""
-    return prefix + secrets.token_urlsafe(32)
-
-
-def hash_secret(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
+Q = "devices"
 
 
 class DeviceIdentity(msgspec.Struct, frozen=True):
@@ -136,33 +124,3 @@ async def revoke_device_key(conn: asyncpg.Connection, *, key_id: int) -> DeviceK
 def _key(row: asyncpg.Record | None) -> DeviceKey:
     assert row is not None
     return DeviceKey(**{**dict(row), "site_ids": list(row["site_ids"])})
-
-
-def operator_from_settings(token: str, tokens: dict[str, str]) -> str | None:
-    """The name of a settings-defined token; every candidate is compared in constant time."""
-    found = None
-    for known, name in tokens.items():
-        if hmac.compare_digest(token.encode(), known.encode()):
-            found = name
-    return found
-
-
-async def operator_for_token(
-    conn: asyncpg.Connection, token: str, settings_tokens: dict[str, str]
-) -> str | None:
-    """The operator's name for a token from settings or created by the CLI; None if unknown."""
-    name = operator_from_settings(token, settings_tokens)
-    if name is None and token.startswith(OPERATOR_TOKEN_PREFIX):
-        value = await conn.fetchval(queries.load(Q)["find_operator_token"], hash_secret(token))
-        name = str(value) if value is not None else None
-    return name
-
-
-async def create_operator_token(conn: asyncpg.Connection, *, name: str) -> str:
-    secret = new_secret(OPERATOR_TOKEN_PREFIX)
-    await conn.fetchrow(queries.load(Q)["insert_operator_token"], name, hash_secret(secret))
-    return secret
-
-
-async def revoke_operator_token(conn: asyncpg.Connection, *, name: str) -> bool:
-    return await conn.fetchval(queries.load(Q)["revoke_operator_token"], name) is not None

@@ -24,15 +24,3 @@ RETURNING id, device_id, site_ids, name, key_prefix, created_at, created_by, rev
 -- name: missing_sites
 -- Which of the given site ids do not exist.
 SELECT s FROM unnest($1::bigint[]) AS s WHERE NOT EXISTS (SELECT 1 FROM sites WHERE id = s);
-
--- name: find_operator_token
--- The name of the live operator token with this hash, if any.
-SELECT name FROM operator_tokens WHERE token_hash = $1 AND revoked_at IS NULL;
-
--- name: insert_operator_token
--- A new named operator token (hash only).
-INSERT INTO operator_tokens (name, token_hash) VALUES ($1, $2) RETURNING id, created_at;
-
--- name: revoke_operator_token
--- Revoke an operator token by name.
-UPDATE operator_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE name = $1 RETURNING id;

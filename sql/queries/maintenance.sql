@@ -1,0 +1,32 @@
+-- name: delete_processed
+-- Retention: up to $2 processed events older than $1, except those a webhook delivery still
+-- needs (pending, retrying or dead-lettered: a replay sends the event from here).
+DELETE FROM outbox
+WHERE id IN (
+    SELECT o.id FROM outbox AS o
+    WHERE o.processed_at < $1
+      AND NOT EXISTS (SELECT 1 FROM deliveries AS d
+                      WHERE d.event_id = o.id AND d.delivered_at IS NULL)
+    ORDER BY o.processed_at
+    LIMIT $2
+);
+
+-- name: delete_expired_keys
+-- Retention: up to $1 expired idempotency records.
+DELETE FROM ingest_requests
+WHERE (scope, key) IN (
+    SELECT scope, key FROM ingest_requests WHERE expires_at <= now() LIMIT $1);
+
+-- name: delete_delivered
+-- Retention: up to $2 deliveries delivered before $1.
+DELETE FROM deliveries
+WHERE id IN (SELECT id FROM deliveries WHERE delivered_at < $1 ORDER BY delivered_at LIMIT $2);
+
+-- name: table_sizes
+-- On-disk size of the tables that grow, for ops.
+SELECT relname AS table, pg_total_relation_size(oid) AS bytes
+FROM pg_class
+WHERE relkind IN ('r', 'p')
+  AND (relname IN ('measurements_default', 'ingest_requests', 'outbox', 'site_hourly')
+       OR relname LIKE 'measurements\_%')
+ORDER BY relname;
