@@ -17,7 +17,6 @@ from litestar.openapi import OpenAPIConfig
 from api.context import RequestContext
 from api.openapi import document_problems
 from api.problems import handle_exception
-from api.ratelimit import TokenBuckets
 from api.routes import (
     alerts,
     dashboard,
@@ -30,11 +29,11 @@ from api.routes import (
     sites,
     subscriptions,
 )
-from service.devices import DeviceKeyCache
 from service.infra import db, migrations
 from service.infra.doorbell import Doorbell
 from service.infra.logs import configure_logging
 from service.infra.settings import Settings
+from service.ingest import Ingest
 
 log = structlog.get_logger("api")
 STARTUP_DB_WAIT_S = 30.0
@@ -73,8 +72,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             app.state.pool = pool
             app.state.redis = redis
             app.state.doorbell = doorbell
-            app.state.rate_limits = TokenBuckets(settings.device_rate_per_s, settings.device_burst)
-            app.state.device_keys = DeviceKeyCache()
+            app.state.ingest = Ingest(pool, settings, doorbell)
             log.info("api_started", environment=settings.environment)
             yield
         finally:

@@ -13,14 +13,6 @@ class EdgeError(Exception):
         super().__init__(self.detail)
 
 
-class MissingIdempotencyKey(EdgeError):
-    """Batch ingest needs an Idempotency-Key header (1-255 printable ASCII characters)."""
-
-
-class InvalidIdempotencyKey(EdgeError):
-    """The Idempotency-Key header must be 1-255 printable ASCII characters."""
-
-
 class UnsupportedMediaType(EdgeError):
     """The body must be JSON: send Content-Type: application/json."""
 

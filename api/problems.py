@@ -14,6 +14,7 @@ from litestar.exceptions import HTTPException
 
 from api import errors as edge
 from domain.errors import FieldError, InvalidBatch
+from domain.idempotency import InvalidIdempotencyKey, MissingIdempotencyKey
 from service.alerts import AlertNotFound
 from service.infra import errors as svc
 from service.infra import metrics
@@ -43,12 +44,13 @@ INTERNAL = ProblemType("internal-error", 500, "Internal server error")
 OVERLOADED = ProblemType("overloaded", 503, "Server overloaded", 1)
 
 TABLE: dict[type[Exception], ProblemType] = {
-    edge.MissingIdempotencyKey: ProblemType("idempotency-key-missing", 400, "Missing key"),
-    edge.InvalidIdempotencyKey: ProblemType("idempotency-key-invalid", 400, "Invalid key"),
+    MissingIdempotencyKey: ProblemType("idempotency-key-missing", 400, "Missing key"),
+    InvalidIdempotencyKey: ProblemType("idempotency-key-invalid", 400, "Invalid key"),
     edge.MalformedJson: ProblemType("malformed-json", 400, "Malformed JSON"),
     edge.UnsupportedMediaType: ProblemType("unsupported-media-type", 415, "Unsupported type"),
     edge.InvalidBody: VALIDATION,
     InvalidBatch: VALIDATION,
+    svc.InvalidInput: VALIDATION,
     svc.SiteNotFound: ProblemType("site-not-found", 404, "Site not found"),
     svc.DuplicateSiteName: ProblemType("site-name-taken", 409, "Site name taken"),
     svc.KeyInFlight: ProblemType("idempotency-key-in-flight", 409, "Request in flight", 1),
@@ -99,7 +101,7 @@ def _headers(exc: Exception) -> dict[str, str]:
 
 
 def _field_errors(exc: Exception) -> list[FieldError] | None:
-    if isinstance(exc, edge.InvalidBody | InvalidBatch):
+    if isinstance(exc, edge.InvalidBody | InvalidBatch | svc.InvalidInput):
         return exc.errors
     return None
 

@@ -38,9 +38,8 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
                 actor=CLI_ACTOR,
                 dry_run=args.dry_run,
             )
-        except subscriptions.InvalidReplay:
-            reason = "give exactly one of --ids, --subscription, --all-dead"
-            log.error("replay_refused", reason=reason)
+        except subscriptions.InvalidReplay as exc:
+            log.error("replay_refused", reason="; ".join(e.detail for e in exc.errors))
             return 2
         log.info(
             "deliveries_replay",

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from cli.common import CLI_ACTOR, with_conn
-from service import audit, devices
+from service import devices
 from service.infra.settings import Settings
 
 
@@ -31,13 +31,9 @@ def add_commands(sub: Any) -> None:
 
 async def _create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
-        async with conn.transaction():
-            key, secret = await devices.create_device_key(
-                conn, device_id=args.device_id, site_ids=args.site, name=args.name, actor=CLI_ACTOR
-            )
-            await audit.record(
-                conn, actor=CLI_ACTOR, action="device.create", params={"key_id": key.id}
-            )
+        key, secret = await devices.create_device_key(
+            conn, device_id=args.device_id, site_ids=args.site, name=args.name, actor=CLI_ACTOR
+        )
         # The one place a secret is printed: to the operator's terminal, never to the log.
         print(f"device key for {key.device_id} (id {key.id}, sites {key.site_ids}):")
         print(secret)
@@ -62,11 +58,7 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _revoke(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
-        async with conn.transaction():
-            key = await devices.revoke_device_key(conn, key_id=args.id)
-            await audit.record(
-                conn, actor=CLI_ACTOR, action="device.revoke", params={"key_id": args.id}
-            )
+        key = await devices.revoke_device_key(conn, key_id=args.id, actor=CLI_ACTOR)
         print(f"revoked key {key.id} of {key.device_id}")
         return 0
 

@@ -37,14 +37,15 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
         end=args.end,
         only_dead=args.all_dead,
     )
-    if sum([bool(args.ids), args.all_dead, args.site is not None and not args.all_dead]) != 1:
-        log.error("replay_refused", reason="give exactly one of --ids, --site, --all-dead")
-        return 2
 
     async def work(conn: asyncpg.Connection) -> int:
-        ids, entry = await outbox.replay(
-            conn, selection=selection, actor=CLI_ACTOR, dry_run=args.dry_run
-        )
+        try:
+            ids, entry = await outbox.replay(
+                conn, selection=selection, actor=CLI_ACTOR, dry_run=args.dry_run
+            )
+        except outbox.InvalidReplay as exc:
+            log.error("replay_refused", reason="; ".join(e.detail for e in exc.errors))
+            return 2
         log.info("replay", event_ids=ids, count=len(ids), dry_run=args.dry_run, audit_id=entry.id)
         return 0
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from cli.common import with_conn
+from cli.common import CLI_ACTOR, with_conn
 from service import operators
 from service.infra.settings import Settings
 
@@ -27,7 +27,7 @@ def add_commands(sub: Any) -> None:
 
 async def _create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
-        secret = await operators.create_operator_token(conn, name=args.name)
+        secret = await operators.create_operator_token(conn, name=args.name, actor=CLI_ACTOR)
         print(f"admin token {args.name!r}:")
         print(secret)
         print("store it now: it is not shown again")
@@ -38,7 +38,7 @@ async def _create(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _revoke(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
-        if not await operators.revoke_operator_token(conn, name=args.name):
+        if not await operators.revoke_operator_token(conn, name=args.name, actor=CLI_ACTOR):
             print(f"no token named {args.name!r}", file=sys.stderr)
             return 1
         print(f"revoked token {args.name!r}")

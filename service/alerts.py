@@ -11,6 +11,7 @@ import asyncpg
 
 from domain.alerts import crossed_thresholds
 from domain.events import ALERT_EVENT_TYPE
+from service import audit
 from service.infra import queries
 from service.infra.db import valid_id
 from service.infra.errors import ServiceError
@@ -159,9 +160,12 @@ async def count_alerts(conn: asyncpg.Connection, *, site_id: int | None) -> tupl
 
 
 async def acknowledge(conn: asyncpg.Connection, *, alert_id: int, actor: str) -> asyncpg.Record:
+    """Acknowledge an open alert (again: a no-op that keeps the first), audited."""
     row = None
-    if valid_id(alert_id):
-        row = await conn.fetchrow(queries.load(Q)["acknowledge"], alert_id, actor)
-    if row is None:
-        raise AlertNotFound(f"no alert with id {alert_id}")
+    async with conn.transaction():
+        if valid_id(alert_id):
+            row = await conn.fetchrow(queries.load(Q)["acknowledge"], alert_id, actor)
+        if row is None:
+            raise AlertNotFound(f"no alert with id {alert_id}")
+        await audit.record(conn, actor=actor, action="alert.ack", params={"alert_id": alert_id})
     return row

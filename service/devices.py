@@ -9,6 +9,7 @@ import asyncpg
 import msgspec
 
 from domain.credentials import hash_secret, new_secret
+from service import audit
 from service.infra import queries
 from service.infra.db import valid_id
 from service.infra.errors import DeviceKeyNotFound, InvalidDeviceKey, SiteNotFound
@@ -89,35 +90,47 @@ class DeviceKeyCache:
 async def create_device_key(
     conn: asyncpg.Connection, *, device_id: str, site_ids: list[int], name: str | None, actor: str
 ) -> tuple[DeviceKey, str]:
-    """A new key for a device bound to site_ids; returns the listing and the secret (once)."""
+    """A new key for a device bound to site_ids, audited; returns the listing and the secret
+    (shown this once)."""
     q = queries.load(Q)
     out_of_range = [s for s in site_ids if not valid_id(s)]
-    missing = out_of_range or [r["s"] for r in await conn.fetch(q["missing_sites"], site_ids)]
-    if missing:
-        raise SiteNotFound(f"no site with id {', '.join(map(str, missing))}")
     secret = new_secret(DEVICE_KEY_PREFIX)
-    row = await conn.fetchrow(
-        q["insert_device_key"],
-        device_id,
-        sorted(set(site_ids)),
-        name,
-        secret[: len(DEVICE_KEY_PREFIX) + 6],
-        hash_secret(secret),
-        actor,
-    )
-    return _key(row), secret
+    async with conn.transaction():
+        missing = out_of_range or [r["s"] for r in await conn.fetch(q["missing_sites"], site_ids)]
+        if missing:
+            raise SiteNotFound(f"no site with id {', '.join(map(str, missing))}")
+        row = await conn.fetchrow(
+            q["insert_device_key"],
+            device_id,
+            sorted(set(site_ids)),
+            name,
+            secret[: len(DEVICE_KEY_PREFIX) + 6],
+            hash_secret(secret),
+            actor,
+        )
+        key = _key(row)
+        await audit.record(conn, actor=actor, action="device.create", params={"key_id": key.id})
+    return key, secret
 
 
 async def list_device_keys(conn: asyncpg.Connection, *, site_id: int | None) -> list[DeviceKey]:
     return [_key(r) for r in await conn.fetch(queries.load(Q)["list_device_keys"], site_id)]
 
 
-async def revoke_device_key(conn: asyncpg.Connection, *, key_id: int) -> DeviceKey:
-    if not valid_id(key_id):
-        raise DeviceKeyNotFound(f"no device key with id {key_id}")
-    row = await conn.fetchrow(queries.load(Q)["revoke_device_key"], key_id)
-    if row is None:
-        raise DeviceKeyNotFound(f"no device key with id {key_id}")
+async def revoke_device_key(
+    conn: asyncpg.Connection, *, key_id: int, actor: str, cache: DeviceKeyCache | None = None
+) -> DeviceKey:
+    """Revoke a key, audited; this process's cache forgets it at once (other processes' ingest
+    transactions check the key is live)."""
+    row = None
+    async with conn.transaction():
+        if valid_id(key_id):
+            row = await conn.fetchrow(queries.load(Q)["revoke_device_key"], key_id)
+        if row is None:
+            raise DeviceKeyNotFound(f"no device key with id {key_id}")
+        await audit.record(conn, actor=actor, action="device.revoke", params={"key_id": key_id})
+    if cache is not None:
+        cache.forget(key_id)
     return _key(row)
 
 

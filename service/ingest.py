@@ -1,32 +1,56 @@
-"""The ingest use case: one transaction writes readings, idempotency record and outbox event."""
+"""The ingest use case: admit a device's batch, then write its readings, idempotency record and
+outbox event in one transaction, exactly once per Idempotency-Key."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 import asyncpg
 import msgspec
+import structlog
 
 from domain.fingerprint import canonical, canonical_fingerprint
-from domain.readings import Reading
+from domain.idempotency import parse_key
+from domain.readings import Reading, check_batch
 from domain.receipts import IngestReceipt, classify
-from service.infra import queries
+from service import devices, sites
+from service.devices import DeviceIdentity, DeviceKeyCache
+from service.infra import db, metrics, queries
 from service.infra.db import valid_id
+from service.infra.doorbell import Doorbell
 from service.infra.errors import (
+    DeviceMismatch,
     InvalidDeviceKey,
     KeyInFlight,
     KeyReused,
+    MissingDeviceKey,
+    RateLimited,
+    RequestTimeout,
     ServiceError,
+    SiteForbidden,
     SiteNotFound,
 )
+from service.infra.ratelimit import TokenBuckets
+from service.infra.settings import Settings
 
 ACCEPTED = 202
 _encode = msgspec.json.Encoder().encode
+
+
+class Batch(Protocol):
+    """A decoded request body: the readings, and the device it says it comes from (if any)."""
+
+    @property
+    def device_id(self) -> str | None: ...
+
+    @property
+    def measurements(self) -> Sequence[Reading]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +62,123 @@ class Outcome:
     replayed: bool
     receipt: IngestReceipt | None = None
     event_id: int | None = None
+
+
+class Ingest:
+    """The ingest use case with what it keeps per process: the device keys it found live, each
+    device's rate allowance, and the doorbell it rings after a commit."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, doorbell: Doorbell) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.doorbell = doorbell
+        self.keys = DeviceKeyCache()
+        self.rates = TokenBuckets(settings.device_rate_per_s, settings.device_burst)
+
+    async def accept(
+        self,
+        *,
+        site_id: int,
+        device_key: str | None,
+        idempotency_key: str | None,
+        read_batch: Callable[[], Awaitable[Batch]],
+        request_id: str,
+    ) -> Outcome:
+        """Who is sending, may they post here and this fast, which request is it; only then
+        read the body (so a stranger costs no body read), check it and record it."""
+        if device_key is None:
+            raise MissingDeviceKey()
+        structlog.contextvars.bind_contextvars(site_id=site_id)
+        try:
+            async with asyncio.timeout(self.settings.request_timeout_s):
+                device = await self._admit(site_id, device_key)
+                key = parse_key(idempotency_key)
+                batch = await read_batch()
+                if batch.device_id is not None and batch.device_id != device.device_id:
+                    raise DeviceMismatch()
+                now = datetime.now(UTC)
+                check_batch(batch.measurements, limits=self.settings.batch_limits, now=now)
+                try:
+                    async with db.connection(self.pool) as conn:
+                        outcome = await record_batch(
+                            conn,
+                            site_id=site_id,
+                            device_id=device.device_id,
+                            key=key,
+                            readings=batch.measurements,
+                            request_id=request_id,
+                            retention=self.settings.idempotency_retention,
+                            key_id=device.key_id,
+                        )
+                except InvalidDeviceKey:
+                    self.keys.forget(device.key_id)  # revoked by another process meanwhile
+                    raise
+        except TimeoutError as exc:
+            raise RequestTimeout() from exc
+        if outcome.event_id is not None:
+            self.doorbell.ring()  # after commit; never waits for Redis
+        _count(outcome)
+        return outcome
+
+    async def _admit(self, site_id: int, device_key: str) -> DeviceIdentity:
+        """The key's device, if it may post to this site now (401, 404, 403 or 429 if not)."""
+        device = self.keys.get(device_key)
+        if device is None:
+            async with db.connection(self.pool) as conn:
+                device = await devices.authenticate_device(conn, device_key)
+            self.keys.remember(device_key, device)
+        structlog.contextvars.bind_contextvars(device_id=device.device_id)
+        if site_id not in device.site_ids:
+            async with db.connection(self.pool) as conn:
+                await sites.get_site(conn, site_id=site_id)  # 404 for an unknown site
+            raise SiteForbidden(f"this device key may not post to site {site_id}")
+        wait = self.rates.take(device.key_id)
+        if wait:
+            raise RateLimited(wait)
+        return device
+
+
+def _count(outcome: Outcome) -> None:
+    """The outcome in the metrics and in the request's log line."""
+    if outcome.replayed:
+        metrics.REPLAYS.inc()
+    if outcome.receipt is None:
+        structlog.contextvars.bind_contextvars(replayed=outcome.replayed)
+        return
+    r = outcome.receipt
+    metrics.count_receipt(r.accepted, r.duplicates, len(r.conflicts))
+    structlog.contextvars.bind_contextvars(
+        accepted=r.accepted,
+        duplicates=r.duplicates,
+        conflicts=len(r.conflicts),
+        replayed=outcome.replayed,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One batch as the statements take it: readings ordered by window, fingerprinted."""
+
+    site_id: int
+    device_id: str
+    scope: str  # idempotency keys are scoped to (site, device)
+    key: str
+    ordered: list[tuple[datetime, float]]
+    fingerprint: bytes
+    request_id: str
+    retention: timedelta
+    key_id: int | None  # the device key to re-check in the transaction (None: no check)
+
+    @property
+    def lock_id(self) -> int:
+        return _lock_id(self.scope, self.key)
+
+    def arrays(self) -> tuple[str, str]:
+        """The windows and the kilograms as array literals for the statements."""
+        return (
+            _array_literal([ts for ts, _ in self.ordered]),
+            _array_literal([kg for _, kg in self.ordered]),
+        )
 
 
 def _lock_id(scope: str, key: str) -> int:
@@ -77,12 +218,21 @@ async def record_batch(
     # Ordered by window: concurrent batches lock overlapping windows in one order (no
     # deadlock). The fingerprint and the statement's arrays share the one sorted list.
     ordered = canonical(readings)
-    fingerprint = canonical_fingerprint(device_id, ordered)
-    args = (conn, site_id, device_id, key, ordered, fingerprint, request_id, retention, key_id)
+    batch = Submission(
+        site_id=site_id,
+        device_id=device_id,
+        scope=f"{site_id}/{device_id}",
+        key=key,
+        ordered=ordered,
+        fingerprint=canonical_fingerprint(device_id, ordered),
+        request_id=request_id,
+        retention=retention,
+        key_id=key_id,
+    )
     try:
-        return await _record(*args, fast=bool(ordered))
+        return await _record(conn, batch, fast=bool(ordered))
     except _Overlap:
-        return await _record(*args, fast=False)
+        return await _record(conn, batch, fast=False)
 
 
 def _array_literal(values: list[Any]) -> str:
@@ -90,63 +240,55 @@ def _array_literal(values: list[Any]) -> str:
     return "{" + _encode(values)[1:-1].decode() + "}"
 
 
-async def _record(
-    conn: asyncpg.Connection,
-    site_id: int,
-    device_id: str,
-    key: str,
-    ordered: list[tuple[datetime, float]],
-    fingerprint: bytes,
-    request_id: str,
-    retention: timedelta,
-    key_id: int | None,
-    *,
-    fast: bool,
-) -> Outcome:
+async def _record(conn: asyncpg.Connection, batch: Submission, *, fast: bool) -> Outcome:
     q = queries.load("ingest")
-    scope = f"{site_id}/{device_id}"
     batch_id = uuid4()
-    stamps = _array_literal([ts for ts, _ in ordered])
-    kgs = _array_literal([kg for _, kg in ordered])
+    stamps, kgs = batch.arrays()
     async with conn.transaction():
-        if not await conn.fetchval(q["try_lock_key"], _lock_id(scope, key)):
+        if not await conn.fetchval(q["try_lock_key"], batch.lock_id):
             raise KeyInFlight()
         if fast:
             # The answer if everything is new; the statement stores it only if so.
-            receipt = _receipt(batch_id, site_id, device_id, len(ordered), [])
+            receipt = _receipt(batch_id, batch, [])
             body = _encode(receipt)
             try:
                 found = await conn.fetchrow(
-                    q["record_new_batch"],
-                    scope,
-                    key,
-                    site_id,
+                    q["insert_new_batch_event_and_answer"],
+                    batch.scope,
+                    batch.key,
+                    batch.site_id,
                     stamps,
                     kgs,
-                    device_id,
+                    batch.device_id,
                     batch_id,
-                    request_id,
-                    ordered[0][0],
-                    ordered[-1][0],
-                    fingerprint,
+                    batch.request_id,
+                    batch.ordered[0][0],
+                    batch.ordered[-1][0],
+                    batch.fingerprint,
                     ACCEPTED,
                     body,
-                    retention,
-                    key_id,
+                    batch.retention,
+                    batch.key_id,
                 )
             except asyncpg.UniqueViolationError as exc:
                 raise _Overlap() from exc  # leaving the block rolls the transaction back
         else:
-            found = await conn.fetchrow(q["find_request"], scope, key, site_id, key_id)
+            found = await conn.fetchrow(
+                q["find_answer_check_site_and_key"],
+                batch.scope,
+                batch.key,
+                batch.site_id,
+                batch.key_id,
+            )
         assert found is not None  # both queries always return one row
         if not found["key_live"]:  # revoked since the caller looked it up
             raise InvalidDeviceKey()
         if found["fingerprint"] is not None and not found["expired"]:
-            if found["fingerprint"] != fingerprint:
+            if found["fingerprint"] != batch.fingerprint:
                 raise KeyReused()
             return Outcome(found["status_code"], found["response_body"], replayed=True)
         if not found["site_exists"]:
-            raise SiteNotFound(f"site {site_id} does not exist")
+            raise SiteNotFound(f"site {batch.site_id} does not exist")
         if fast and found["fast"]:
             if found["saved"] != 1:  # the lock and lookup make this unreachable
                 raise ServiceError("idempotency record was not written")
@@ -155,22 +297,28 @@ async def _record(
             )
         # Careful path: some window of the batch may be stored already.
         row = await conn.fetchrow(
-            q["insert_readings"], site_id, stamps, kgs, device_id, batch_id, request_id
+            q["insert_new_readings_and_event_list_others"],
+            batch.site_id,
+            stamps,
+            kgs,
+            batch.device_id,
+            batch_id,
+            batch.request_id,
         )
         assert row is not None  # an aggregate without GROUP BY returns one row
-        others = await _stored_values(conn, q["stored_values"], site_id, row)
-        receipt = _receipt(batch_id, site_id, device_id, len(ordered), others, row["accepted"])
+        others = await _stored_values(conn, q["stored_values"], batch.site_id, row)
+        receipt = _receipt(batch_id, batch, others, row["accepted"])
         body = _encode(receipt)
         saved = await conn.execute(
-            q["save_request"],
-            scope,
-            key,
-            fingerprint,
-            site_id,
+            q["save_answer"],
+            batch.scope,
+            batch.key,
+            batch.fingerprint,
+            batch.site_id,
             batch_id,
             ACCEPTED,
             body,
-            retention,
+            batch.retention,
         )
         if saved != "INSERT 0 1":  # the lock and lookup above make this unreachable
             raise ServiceError("idempotency record was not written")
@@ -179,17 +327,16 @@ async def _record(
 
 def _receipt(
     batch_id: UUID,
-    site_id: int,
-    device_id: str,
-    received: int,
+    batch: Submission,
     others: list[tuple[datetime, float, float]],
     accepted: int | None = None,
 ) -> IngestReceipt:
     duplicates, conflicts = classify(others)
+    received = len(batch.ordered)
     return IngestReceipt(
         batch_id=batch_id,
-        site_id=site_id,
-        device_id=device_id,
+        site_id=batch.site_id,
+        device_id=batch.device_id,
         received=received,
         accepted=received if accepted is None else accepted,
         duplicates=duplicates,

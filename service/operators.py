@@ -7,6 +7,7 @@ import hmac
 import asyncpg
 
 from domain.credentials import hash_secret, new_secret
+from service import audit
 from service.infra import queries
 
 OPERATOR_TOKEN_PREFIX = "emo_"  # noqa: S105 - a label, not a secret
@@ -33,11 +34,20 @@ async def operator_for_token(
     return name
 
 
-async def create_operator_token(conn: asyncpg.Connection, *, name: str) -> str:
+async def create_operator_token(conn: asyncpg.Connection, *, name: str, actor: str) -> str:
+    """A new named token, audited; returns the secret (shown this once)."""
     secret = new_secret(OPERATOR_TOKEN_PREFIX)
-    await conn.fetchrow(queries.load(Q)["insert_operator_token"], name, hash_secret(secret))
+    async with conn.transaction():
+        await conn.fetchrow(queries.load(Q)["insert_operator_token"], name, hash_secret(secret))
+        await audit.record(conn, actor=actor, action="token.create", params={"name": name})
     return secret
 
 
-async def revoke_operator_token(conn: asyncpg.Connection, *, name: str) -> bool:
-    return await conn.fetchval(queries.load(Q)["revoke_operator_token"], name) is not None
+async def revoke_operator_token(conn: asyncpg.Connection, *, name: str, actor: str) -> bool:
+    """Revoke the named token, audited; False if no token has that name."""
+    async with conn.transaction():
+        revoked = await conn.fetchval(queries.load(Q)["revoke_operator_token"], name)
+        if revoked is None:
+            return False
+        await audit.record(conn, actor=actor, action="token.revoke", params={"name": name})
+    return True

@@ -10,9 +10,11 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
+from domain.errors import FieldError
 from service import audit
 from service.infra import metrics, queries
 from service.infra.db import valid_id
+from service.infra.errors import InvalidInput
 
 Q = "outbox"
 
@@ -104,6 +106,21 @@ class ReplaySelection:
             "only_dead": self.only_dead,
         }
 
+    def check(self) -> None:
+        """Exactly one mode, and a time range only with a site; else InvalidReplay."""
+        by_site = self.site_id is not None and not self.only_dead  # with only_dead: a filter
+        if sum([self.event_ids is not None, self.only_dead, by_site]) != 1:
+            message = "give exactly one of: event_ids, site_id (with from/to), all_dead"
+            raise InvalidReplay([FieldError("", message)])
+        if (self.start or self.end) and (self.site_id is None or self.only_dead):
+            raise InvalidReplay([FieldError("/from", "a time range needs site_id")])
+        if self.start and self.end and self.start >= self.end:
+            raise InvalidReplay([FieldError("/to", "must be after from")])
+
+
+class InvalidReplay(InvalidInput):
+    """A replay selection that names no mode, or more than one."""
+
 
 async def replay(
     conn: asyncpg.Connection, *, selection: ReplaySelection, actor: str, dry_run: bool
@@ -113,6 +130,7 @@ async def replay(
     Applying an event recomputes its hours from raw data, so a replay can only change totals
     if the raw data changed.
     """
+    selection.check()
     q = queries.load(Q)
     ids = selection.event_ids
     if ids is not None:

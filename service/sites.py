@@ -10,6 +10,7 @@ import msgspec
 
 from domain.co2e import Gwp, gwp, t_co2e
 from domain.limits import LimitStatus, limit_status, percent_of_limit
+from service import audit
 from service.infra import queries
 from service.infra.db import valid_id
 from service.infra.errors import DuplicateSiteName, SiteNotFound
@@ -71,19 +72,23 @@ async def create_site(
     name: str,
     emission_limit_kg: float,
     metadata: dict[str, Any],
+    actor: str,
     reporting_interval_s: int = 900,
     factor: Gwp = DEFAULT_GWP,
 ) -> SiteView:
-    try:
-        site_id = await conn.fetchval(
-            queries.load("sites")["insert_site"],
-            name,
-            emission_limit_kg,
-            metadata,
-            reporting_interval_s,
-        )
-    except asyncpg.UniqueViolationError as exc:
-        raise DuplicateSiteName(f"a site named {name!r} already exists") from exc
+    """A new site, audited."""
+    async with conn.transaction():
+        try:
+            site_id = await conn.fetchval(
+                queries.load("sites")["insert_site"],
+                name,
+                emission_limit_kg,
+                metadata,
+                reporting_interval_s,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise DuplicateSiteName(f"a site named {name!r} already exists") from exc
+        await audit.record(conn, actor=actor, action="site.create", params={"site_id": site_id})
     return await get_site(conn, site_id=site_id, factor=factor)
 
 
@@ -91,27 +96,39 @@ async def update_site(
     conn: asyncpg.Connection,
     *,
     site_id: int,
+    actor: str,
     name: str | None = None,
     emission_limit_kg: float | None = None,
     metadata: dict[str, Any] | None = None,
     reporting_interval_s: int | None = None,
     factor: Gwp = DEFAULT_GWP,
 ) -> SiteView:
+    """Change the given fields of a site, audited (with the names of the fields changed)."""
     if not valid_id(site_id):
         raise SiteNotFound(f"site {site_id} does not exist")
-    try:
-        updated = await conn.fetchval(
-            queries.load("sites")["update_site"],
-            site_id,
-            name,
-            emission_limit_kg,
-            metadata,
-            reporting_interval_s,
-        )
-    except asyncpg.UniqueViolationError as exc:
-        raise DuplicateSiteName(f"a site named {name!r} already exists") from exc
-    if updated is None:
-        raise SiteNotFound(f"site {site_id} does not exist")
+    fields = {
+        "name": name,
+        "emission_limit_kg": emission_limit_kg,
+        "metadata": metadata,
+        "reporting_interval_s": reporting_interval_s,
+    }
+    async with conn.transaction():
+        try:
+            updated = await conn.fetchval(
+                queries.load("sites")["update_site"],
+                site_id,
+                name,
+                emission_limit_kg,
+                metadata,
+                reporting_interval_s,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise DuplicateSiteName(f"a site named {name!r} already exists") from exc
+        if updated is None:
+            raise SiteNotFound(f"site {site_id} does not exist")
+        changed = sorted(k for k, v in fields.items() if v is not None)
+        params = {"site_id": site_id, "fields": changed}
+        await audit.record(conn, actor=actor, action="site.update", params=params)
     return await get_site(conn, site_id=site_id, factor=factor)
 
 

@@ -15,7 +15,7 @@ from domain.webhooks import new_secret, secret_key
 from service import audit
 from service.infra import queries
 from service.infra.db import valid_id
-from service.infra.errors import ServiceError
+from service.infra.errors import InvalidInput, ServiceError
 
 Q = "delivery"
 
@@ -24,15 +24,11 @@ class SubscriptionNotFound(ServiceError):
     """No webhook subscription has this id."""
 
 
-class InvalidSubscription(ServiceError):
+class InvalidSubscription(InvalidInput):
     """The subscription is not valid."""
 
-    def __init__(self, errors: list[FieldError]) -> None:
-        super().__init__()
-        self.errors = errors
 
-
-class InvalidReplay(ServiceError):
+class InvalidReplay(InvalidInput):
     """Give exactly one of: delivery ids; a subscription (all its deliveries, or with only_dead
     its dead ones); only_dead alone (every dead delivery)."""
 
@@ -46,7 +42,8 @@ def check_replay(
         only_dead and subscription_id is None,
     ]
     if sum(modes) != 1 or (delivery_ids is not None and only_dead):
-        raise InvalidReplay()
+        message = "give exactly one of: delivery_ids, subscription_id, all_dead"
+        raise InvalidReplay([FieldError("", message)])
 
 
 class Health(msgspec.Struct, kw_only=True):

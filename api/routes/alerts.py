@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.auth import require_admin, require_reader
 from api.schemas import AlertCounts, AlertOut, AlertPage
-from service import alerts, audit
+from service import alerts
 from service.infra import db
 from service.infra.db import MAX_ID
 
@@ -57,8 +57,8 @@ class AlertsController(Controller):
         request: Request[Any, Any, Any],
         pool: NamedDependency[asyncpg.Pool],
     ) -> AlertOut:
-        actor = request.scope["state"]["operator"]
-        async with db.connection(pool) as conn, conn.transaction():
-            row = await alerts.acknowledge(conn, alert_id=alert_id, actor=actor)
-            await audit.record(conn, actor=actor, action="alert.ack", params={"alert_id": alert_id})
+        async with db.connection(pool) as conn:
+            row = await alerts.acknowledge(
+                conn, alert_id=alert_id, actor=request.scope["state"]["operator"]
+            )
         return AlertOut(**dict(row))

@@ -13,7 +13,7 @@ from litestar.params import FromPath, QueryParameter
 from api.auth import require_admin
 from api.decode import body_operation, decode_json
 from api.schemas import DeviceCreate, DeviceKeyCreated
-from service import audit, devices
+from service import devices
 from service.devices import DeviceKey
 from service.infra import db
 
@@ -35,13 +35,13 @@ class DevicesController(Controller):
         self, request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
     ) -> DeviceKeyCreated:
         data = await decode_json(request, _decode_create)
-        actor = request.scope["state"]["operator"]
-        async with db.connection(pool) as conn, conn.transaction():
+        async with db.connection(pool) as conn:
             device, secret = await devices.create_device_key(
-                conn, device_id=data.device_id, site_ids=data.site_ids, name=data.name, actor=actor
-            )
-            await audit.record(
-                conn, actor=actor, action="device.create", params={"key_id": device.id}
+                conn,
+                device_id=data.device_id,
+                site_ids=data.site_ids,
+                name=data.name,
+                actor=request.scope["state"]["operator"],
             )
         return DeviceKeyCreated(key=secret, device=device)
 
@@ -61,10 +61,10 @@ class DevicesController(Controller):
         request: Request[Any, Any, Any],
         pool: NamedDependency[asyncpg.Pool],
     ) -> DeviceKey:
-        actor = request.scope["state"]["operator"]
-        async with db.connection(pool) as conn, conn.transaction():
-            device = await devices.revoke_device_key(conn, key_id=key_id)
-            await audit.record(conn, actor=actor, action="device.revoke", params={"key_id": key_id})
-        keys: devices.DeviceKeyCache = request.app.state.device_keys
-        keys.forget(key_id)  # other processes: the ingest transaction checks the key
-        return device
+        async with db.connection(pool) as conn:
+            return await devices.revoke_device_key(
+                conn,
+                key_id=key_id,
+                actor=request.scope["state"]["operator"],
+                cache=request.app.state.ingest.keys,
+            )

@@ -39,26 +39,6 @@ OutboxType = Literal[
 ]
 
 
-def selection_of(req: ReplayRequest) -> outbox.ReplaySelection:
-    """The replay mode the body asks for; exactly one mode, or a 422 that says why."""
-    modes = [req.event_ids is not None, req.all_dead, req.site_id is not None and not req.all_dead]
-    if sum(modes) != 1:
-        raise InvalidBody(
-            [FieldError("", "give exactly one of: event_ids, site_id (with from/to), all_dead")]
-        )
-    if (req.start or req.end) and (req.site_id is None or req.all_dead):
-        raise InvalidBody([FieldError("/from", "a time range needs site_id")])
-    if req.start and req.end and req.start >= req.end:
-        raise InvalidBody([FieldError("/to", "must be after from")])
-    return outbox.ReplaySelection(
-        event_ids=req.event_ids,
-        site_id=req.site_id,
-        start=req.start,
-        end=req.end,
-        only_dead=req.all_dead,
-    )
-
-
 class OpsController(Controller):
     path = "/v1/ops"
     tags = ["ops"]  # noqa: RUF012 (Controller declares it as a plain attribute)
@@ -105,11 +85,16 @@ class OpsController(Controller):
         self, request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
     ) -> ReplayOut:
         body = await decode_json(request, _decode_replay)
-        selection = selection_of(body)
         async with db.connection(pool) as conn:
             ids, entry = await outbox.replay(
                 conn,
-                selection=selection,
+                selection=outbox.ReplaySelection(
+                    event_ids=body.event_ids,
+                    site_id=body.site_id,
+                    start=body.start,
+                    end=body.end,
+                    only_dead=body.all_dead,
+                ),
                 actor=request.scope["state"]["operator"],
                 dry_run=body.dry_run,
             )

@@ -50,6 +50,7 @@ class SitesController(Controller):
                 emission_limit_kg=data.emission_limit_kg,
                 metadata=data.metadata,
                 reporting_interval_s=data.reporting_interval_s,
+                actor=request.scope["state"]["operator"],
                 factor=settings.gwp,
             )
 
@@ -95,7 +96,13 @@ class SitesController(Controller):
         data = await decode_json(request, _decode_patch)
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
         async with db.connection(pool) as conn:
-            return await sites.update_site(conn, site_id=site_id, factor=settings.gwp, **changes)
+            return await sites.update_site(
+                conn,
+                site_id=site_id,
+                actor=request.scope["state"]["operator"],
+                factor=settings.gwp,
+                **changes,
+            )
 
     @get("/{site_id:int}/hourly", operation_id="getSiteHourly")
     async def hourly(

@@ -15,13 +15,11 @@ from msgspec import Meta
 
 from api.auth import require_admin, require_reader
 from api.decode import body_operation, decode_json
-from api.errors import InvalidBody
 from api.schemas import AuditOut, Base
-from domain.errors import FieldError
 from service import subscriptions
 from service.infra import db
 from service.infra.db import MAX_ID, valid_id
-from service.subscriptions import InvalidSubscription, Subscription
+from service.subscriptions import Subscription
 
 DeliveryStatus = Literal["pending", "backoff", "delivered", "dead", "all"]
 
@@ -103,17 +101,14 @@ class SubscriptionsController(Controller):
     ) -> SubscriptionCreated:
         data = await decode_json(request, _decode_create)
         async with db.connection(pool) as conn:
-            try:
-                sub, secret = await subscriptions.create(
-                    conn,
-                    url=data.url,
-                    event_types=data.event_types,
-                    description=data.description,
-                    secret=data.secret,
-                    actor=request.scope["state"]["operator"],
-                )
-            except InvalidSubscription as exc:
-                raise InvalidBody(exc.errors) from exc
+            sub, secret = await subscriptions.create(
+                conn,
+                url=data.url,
+                event_types=data.event_types,
+                description=data.description,
+                secret=data.secret,
+                actor=request.scope["state"]["operator"],
+            )
         return SubscriptionCreated(secret=secret, subscription=sub)
 
     @get(operation_id="listSubscriptions")
@@ -177,18 +172,14 @@ async def replay_deliveries(
 ) -> DeliveryReplayOut:
     body = await decode_json(request, _decode_replay)
     async with db.connection(pool) as conn:
-        try:
-            ids, entry = await subscriptions.replay(
-                conn,
-                delivery_ids=body.delivery_ids,
-                subscription_id=body.subscription_id,
-                only_dead=body.all_dead,
-                actor=request.scope["state"]["operator"],
-                dry_run=body.dry_run,
-            )
-        except subscriptions.InvalidReplay as exc:
-            message = "give exactly one of: delivery_ids, subscription_id, all_dead"
-            raise InvalidBody([FieldError("", message)]) from exc
+        ids, entry = await subscriptions.replay(
+            conn,
+            delivery_ids=body.delivery_ids,
+            subscription_id=body.subscription_id,
+            only_dead=body.all_dead,
+            actor=request.scope["state"]["operator"],
+            dry_run=body.dry_run,
+        )
     return DeliveryReplayOut(
         delivery_ids=ids,
         replayed=0 if body.dry_run else len(ids),

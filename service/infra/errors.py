@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from domain.errors import FieldError
+
 
 class ServiceError(Exception):
     """Base class: an expected failure with a stable meaning."""
@@ -9,6 +11,15 @@ class ServiceError(Exception):
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.__doc__)
         self.detail = detail or (self.__doc__ or "").strip()
+
+
+class InvalidInput(ServiceError):
+    """The body does not match the documented schema."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        # One message for every invalid input; the errors say what, and where in the body.
+        super().__init__(InvalidInput.__doc__)
+        self.errors = errors
 
 
 class SiteNotFound(ServiceError):

@@ -2,7 +2,7 @@
 -- Mark this idempotency key in flight for the transaction; false when another request holds it.
 SELECT pg_try_advisory_xact_lock($1::bigint);
 
--- name: find_request
+-- name: find_answer_check_site_and_key
 -- The stored request for a key (any age), whether the site exists and whether the device key
 -- $4 is still live (NULL: no device key to check), in one round trip.
 SELECT EXISTS (SELECT 1 FROM sites WHERE id = $3) AS site_exists,
@@ -12,10 +12,10 @@ SELECT EXISTS (SELECT 1 FROM sites WHERE id = $3) AS site_exists,
 FROM (SELECT 1) AS one
 LEFT JOIN ingest_requests AS r ON r.scope = $1 AND r.key = $2;
 
--- name: record_new_batch
+-- name: insert_new_batch_event_and_answer
 -- Fast path, in one round trip: the key's stored request, the site and the device key $15
--- (as find_request); then, for a new key, a known site, a live device key and no stored
--- reading within the batch's span (the usual case),
+-- (as find_answer_check_site_and_key); then, for a new key, a known site, a live device key
+-- and no stored reading within the batch's span (the usual case),
 -- plain inserts of every reading (no per-row conflict check), the outbox event, and the
 -- answer under the key ($13, built before: everything new, nothing duplicate). Otherwise it
 -- writes nothing and `fast` is false. $4/$5 are array literals in text ('{...}'): parsing them
@@ -72,10 +72,10 @@ SELECT f.site_exists, f.key_live, f.fingerprint, f.status_code, f.response_body,
        (SELECT count(*) FROM saved) AS saved
 FROM found AS f;
 
--- name: insert_readings
+-- name: insert_new_readings_and_event_list_others
 -- Careful path: insert what is new, skipping stored windows; write the outbox event when
 -- anything was new; list the rest (duplicates and conflicts) with their stored values.
--- $2/$3 as in record_new_batch.
+-- $2/$3 as in insert_new_batch_event_and_answer.
 WITH input AS (
     SELECT t.ts, t.kg FROM unnest($2::text::timestamptz[], $3::text::float8[]) AS t (ts, kg)
 ), inserted AS (
@@ -110,7 +110,7 @@ WHERE i.ts NOT IN (SELECT ts FROM inserted);
 -- Stored values for windows another transaction committed while this batch was inserting.
 SELECT ts, methane_kg FROM measurements WHERE site_id = $1 AND ts = ANY($2::timestamptz[]);
 
--- name: save_request
+-- name: save_answer
 -- Record the answer under its key; an expired record with the same key is replaced.
 INSERT INTO ingest_requests
     (scope, key, fingerprint, site_id, batch_id, status_code, response_body, expires_at)

@@ -112,6 +112,22 @@ async def test_get_returns_what_create_returned(
     assert fetched.json() == created.json()
 
 
+async def test_create_and_change_are_audited_by_operator_name(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    created = await client.post("/v1/sites", json={"name": "Pad Z", "emission_limit_kg": 10})
+    site_id = created.json()["id"]
+    changed = await client.patch(f"/v1/sites/{site_id}", json={"emission_limit_kg": 20})
+    assert changed.status_code == 200
+    refused = await client.patch(f"/v1/sites/{site_id}", json={"emission_limit_kg": -1})
+    assert refused.status_code == 422
+    rows = await conn.fetch("SELECT actor, action, params FROM ops_audit ORDER BY id")
+    assert [(r["actor"], r["action"], r["params"]) for r in rows] == [
+        ("dev", "site.create", {"site_id": site_id}),
+        ("dev", "site.update", {"site_id": site_id, "fields": ["emission_limit_kg"]}),
+    ]
+
+
 async def test_duplicate_name_in_another_case_is_409_and_adds_no_row(
     client: httpx.AsyncClient, conn: asyncpg.Connection
 ) -> None:

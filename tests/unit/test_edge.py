@@ -11,10 +11,9 @@ import msgspec
 import pytest
 
 from api.decode import _pointer, field_error
-from api.errors import InvalidIdempotencyKey, MissingIdempotencyKey
-from api.routes.measurements import parse_key
 from api.schemas import IngestBatch, SiteCreate
 from domain.errors import FieldError
+from domain.idempotency import InvalidIdempotencyKey, MissingIdempotencyKey, parse_key
 from domain.readings import BatchLimits
 from service.infra import queries
 from service.infra.settings import Settings
@@ -166,11 +165,11 @@ def test_load_returns_every_named_ingest_query() -> None:
     q = queries.load("ingest")
     assert list(q) == [
         "try_lock_key",
-        "find_request",
-        "record_new_batch",
-        "insert_readings",
+        "find_answer_check_site_and_key",
+        "insert_new_batch_event_and_answer",
+        "insert_new_readings_and_event_list_others",
         "stored_values",
-        "save_request",
+        "save_answer",
     ]
     assert q["try_lock_key"].startswith("-- Mark this idempotency key in flight")
     assert q["try_lock_key"].endswith("SELECT pg_try_advisory_xact_lock($1::bigint);")
