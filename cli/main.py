@@ -21,7 +21,6 @@ from cli import (
     subscriptions,
     tokens,
 )
-from service import alerts
 from service.infra.logs import configure_logging
 from service.infra.settings import Settings
 
@@ -53,7 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
-    alerts.configure(alerts.rules_from(settings))
     command: Any = args.run
     if getattr(args, "sync", False):
         return int(command(settings, args))

@@ -6,11 +6,13 @@ from datetime import datetime
 
 import msgspec
 
+# The one place the two names of a stored batch meet: the outbox (and the ops API that lists
+# it) has called it "measurements.accepted" since the first release; subscribers see
+# "batch.accepted". The drain's mark_processed_and_queue_deliveries maps one to the other.
 MEASUREMENTS_ACCEPTED = "measurements.accepted"
-
-# Event types delivered to webhook subscribers. The outbox stores a batch as
-# "measurements.accepted" (its name since the first release); subscribers see "batch.accepted".
 BATCH_ACCEPTED = "batch.accepted"
+
+# Event types delivered to webhook subscribers.
 THRESHOLD_CROSSED = "site.threshold_crossed"
 LEAK_DETECTED = "site.leak_detected"
 SITE_STALE = "site.stale"
@@ -19,11 +21,6 @@ EVENT_TYPES = (BATCH_ACCEPTED, THRESHOLD_CROSSED, LEAK_DETECTED, SITE_STALE, REP
 # Outbox events that only need delivering (no aggregates to apply).
 NOTICE_TYPES = frozenset(EVENT_TYPES) - {BATCH_ACCEPTED}
 ALERT_EVENT_TYPE = {"threshold": THRESHOLD_CROSSED, "leak": LEAK_DETECTED, "stale": SITE_STALE}
-
-
-def public_type(outbox_type: str) -> str:
-    """The event type subscribers see for an outbox event type."""
-    return BATCH_ACCEPTED if outbox_type == MEASUREMENTS_ACCEPTED else outbox_type
 
 
 class MeasurementsAccepted(msgspec.Struct, frozen=True, kw_only=True):

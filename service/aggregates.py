@@ -19,7 +19,11 @@ def current_year() -> int:
 
 
 async def recompute_hours(
-    conn: asyncpg.Connection, *, hours: Mapping[int, Iterable[datetime]], year: int
+    conn: asyncpg.Connection,
+    *,
+    hours: Mapping[int, Iterable[datetime]],
+    year: int,
+    rules: alerts.AlertRules,
 ) -> int:
     """Recompute each site's buckets for its `hours` and move its totals by the change.
 
@@ -35,9 +39,8 @@ async def recompute_hours(
     if not sites:
         return 0
     await conn.execute(q["lock_many_site_totals"], sites, year)
-    rules = alerts.RULES
     changes = await conn.fetch(
-        q["recompute_hours"],
+        q["recompute_hours_find_leaks_and_late_months"],
         [site for site in sites for _ in wanted[site]],
         [hour for site in sites for hour in wanted[site]],
         year,
@@ -56,7 +59,9 @@ async def recompute_hours(
         )
         # Same transaction as the totals: each crossing fires once (unique dedupe keys).
         # Both inputs come from the statements above, so no extra query unless one fired.
-        raised = await alerts.raise_for_changes(conn, totals=totals, changes=changes, year=year)
+        raised = await alerts.raise_for_changes(
+            conn, totals=totals, changes=changes, year=year, rules=rules
+        )
         late = [c for c in changes if c["late_months"]]
         return len(raised) + (await _apply_late(conn, late, year) if late else 0)
     return 0

@@ -28,22 +28,13 @@ class AlertRules:
     # A month is closed this long after it ends; later changes to it are restatements.
     report_grace: timedelta = timedelta(hours=24)
 
-
-# Set once per process from settings (configure); the drain reads it deep in the call chain.
-RULES = AlertRules()
-
-
-def configure(rules: AlertRules) -> None:
-    global RULES
-    RULES = rules
-
-
-def rules_from(settings: Settings) -> AlertRules:
-    return AlertRules(
-        leak_threshold_kg_h=settings.leak_threshold_kg_h,
-        stale_after=timedelta(hours=settings.stale_after_h),
-        report_grace=timedelta(hours=settings.report_grace_h),
-    )
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AlertRules:
+        return cls(
+            leak_threshold_kg_h=settings.leak_threshold_kg_h,
+            stale_after=timedelta(hours=settings.stale_after_h),
+            report_grace=timedelta(hours=settings.report_grace_h),
+        )
 
 
 class AlertNotFound(ServiceError):
@@ -58,15 +49,20 @@ async def _raise(
     return int(value) if value is not None else None
 
 
-async def check_thresholds(
-    conn: asyncpg.Connection, *, site_id: int, year: int, rules: AlertRules | None = None
-) -> list[int]:
+async def check_thresholds(conn: asyncpg.Connection, *, site_id: int, year: int) -> list[int]:
     """Threshold alerts for one site from its current totals (after a rebuild)."""
     site = await conn.fetchrow(queries.load(Q)["site_for_alerts"], site_id)
     if site is None or site["year"] != year:
         return []
-    row = {"site_id": site_id, "year_kg": site["year_kg"], "limit_kg": site["emission_limit_kg"]}
-    return await raise_for_changes(conn, totals=[row], changes=[], year=year, rules=rules)
+    raised = await raise_crossings(
+        conn,
+        site_id=site_id,
+        year=year,
+        before_kg=None,
+        year_kg=site["year_kg"],
+        limit_kg=site["emission_limit_kg"],
+    )
+    return [r for r in raised if r is not None]
 
 
 async def raise_for_changes(
@@ -75,12 +71,11 @@ async def raise_for_changes(
     totals: Sequence[asyncpg.Record | Mapping[str, Any]],
     changes: Sequence[asyncpg.Record | Mapping[str, Any]],
     year: int,
-    rules: AlertRules | None = None,
+    rules: AlertRules,
 ) -> list[int]:
     """Threshold alerts from the updated totals (site_id, year_kg, limit_kg) and leak alerts
     from the recompute's leak hours (site_id, leak_hours, leak_rates): set-based inputs, so
     the drain pays a query only for an alert that actually fires."""
-    rules = rules or RULES
     raised: list[int | None] = []
     # Only a crossing in this change needs an insert (the dedupe key would reject a repeat
     # anyway); this keeps sites long above a threshold from costing a query per claim.
@@ -135,9 +130,8 @@ async def raise_crossings(
     return raised
 
 
-async def raise_stale(conn: asyncpg.Connection, *, rules: AlertRules | None = None) -> list[int]:
+async def raise_stale(conn: asyncpg.Connection, *, rules: AlertRules) -> list[int]:
     """One alert per staleness episode: keyed by the last reading time it went quiet at."""
-    rules = rules or RULES
     raised = []
     for row in await conn.fetch(queries.load(Q)["stale_sites"], rules.stale_after):
         last = row["last_reading_at"].isoformat()

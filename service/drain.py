@@ -12,6 +12,7 @@ import msgspec
 import structlog
 
 from domain.events import (
+    BATCH_ACCEPTED,
     MEASUREMENTS_ACCEPTED,
     NOTICE_TYPES,
     MeasurementsAccepted,
@@ -19,12 +20,16 @@ from domain.events import (
     parse_accepted,
 )
 from service import aggregates
+from service.alerts import AlertRules
 from service.infra import db, metrics, queries
 from service.infra.db import CONNECTION_ERRORS
 from service.infra.settings import Settings
 from service.workers import WorkerState
 
 log = structlog.get_logger("worker")
+
+
+DEFAULT_RULES = AlertRules()
 
 
 @dataclass(frozen=True)
@@ -64,14 +69,39 @@ class UnknownEventType(Exception):
     """The outbox holds an event type this worker does not know."""
 
 
-@dataclass(frozen=True)
-class _Applied:
-    readings: int
-    request_ids: list[str]
-
-
-_Parsed = tuple[asyncpg.Record, MeasurementsAccepted]
 _POISON = (msgspec.MsgspecError, ValueError, UnknownEventType)
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A claimed batch event and its payload."""
+
+    event: asyncpg.Record
+    payload: MeasurementsAccepted
+
+
+@dataclass
+class Claim:
+    """A claim sorted by what each event needs: batches to apply (by site), notices only to
+    deliver, and events whose payload cannot be read."""
+
+    by_site: dict[int, list[Parsed]] = field(default_factory=lambda: defaultdict(list))
+    notices: list[int] = field(default_factory=list)
+    failures: list[tuple[asyncpg.Record, Exception]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A group of events went through; its change wrote `emitted` outbox events."""
+
+    emitted: int
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """A group of events failed and was rolled back to its savepoint."""
+
+    error: Exception
 
 
 def _parse(event: asyncpg.Record) -> MeasurementsAccepted:
@@ -80,37 +110,47 @@ def _parse(event: asyncpg.Record) -> MeasurementsAccepted:
     return parse_accepted(event["payload"])
 
 
-def _applied(items: list[_Parsed]) -> _Applied:
-    return _Applied(sum(p.accepted for _, p in items), [p.request_id for _, p in items])
-
-
-_Outcome = tuple[dict[int, _Applied], int]  # per site, and outbox events the change emitted
-
-
-async def _apply_sites(
-    conn: asyncpg.Connection, by_site: dict[int, list[_Parsed]], year: int
-) -> _Outcome:
-    """Apply every site's events with one recompute of the union of each site's hours."""
-    hours = {site: [h for _, p in items for h in p.hours] for site, items in by_site.items()}
-    emitted = await aggregates.recompute_hours(conn, hours=hours, year=year)
-    return {site: _applied(items) for site, items in by_site.items()}, emitted
+def _sort(events: list[asyncpg.Record]) -> Claim:
+    claim = Claim()
+    for event in events:
+        if event["event_type"] in NOTICE_TYPES:
+            claim.notices.append(event["id"])
+            continue
+        try:
+            claim.by_site[event["site_id"]].append(Parsed(event, _parse(event)))
+        except _POISON as exc:
+            claim.failures.append((event, exc))
+    return claim
 
 
 async def _try_apply(
-    conn: asyncpg.Connection, by_site: dict[int, list[_Parsed]], year: int
-) -> _Outcome | Exception:
-    """Apply in a savepoint: a failure rolls back only this work."""
+    conn: asyncpg.Connection,
+    by_site: dict[int, list[Parsed]],
+    *,
+    year: int,
+    rules: AlertRules,
+) -> Applied | Failed:
+    """Apply every site's events with one recompute of the union of each site's hours, in a
+    savepoint: a failure rolls back only this work."""
+    hours = {site: [h for p in items for h in p.payload.hours] for site, items in by_site.items()}
     try:
         async with conn.transaction():
-            return await _apply_sites(conn, by_site, year)
+            return Applied(
+                await aggregates.recompute_hours(conn, hours=hours, year=year, rules=rules)
+            )
     except CONNECTION_ERRORS:
         raise  # the whole claim is lost with the connection; it simply rolls back
     except (asyncpg.PostgresError, *_POISON) as exc:
-        return exc
+        return Failed(exc)
 
 
 async def drain_batch(
-    conn: asyncpg.Connection, *, limit: int, policy: RetryPolicy, rng: random.Random | None = None
+    conn: asyncpg.Connection,
+    *,
+    limit: int,
+    policy: RetryPolicy,
+    rules: AlertRules = DEFAULT_RULES,
+    rng: random.Random | None = None,
 ) -> DrainReport:
     """Claim up to `limit` due events and apply them, all in one transaction.
 
@@ -119,81 +159,106 @@ async def drain_batch(
     sites are not held up. An event whose payload cannot be read fails by itself at once.
     """
     q = queries.load("drain")
-    rng = rng or random.Random()
     report = DrainReport()
     year = aggregates.current_year()
     async with conn.transaction():
-        events = await conn.fetch(q["claim_events"], limit)
+        events = await conn.fetch(q["claim_due_events"], limit)
         report.claimed = len(events)
         report.sites = len({event["site_id"] for event in events})
-        failures: list[tuple[asyncpg.Record, Exception]] = []
-        by_site: dict[int, list[_Parsed]] = defaultdict(list)
-        notices: list[int] = []  # alert and report events: nothing to apply, only to deliver
-        for event in events:
-            if event["event_type"] in NOTICE_TYPES:
-                notices.append(event["id"])
-                continue
-            try:
-                by_site[event["site_id"]].append((event, _parse(event)))
-            except _POISON as exc:
-                failures.append((event, exc))
-        applied: list[_Parsed] = []
-        done = await _try_apply(conn, by_site, year) if by_site else ({}, 0)
-        if isinstance(done, Exception):
-            for site_id in sorted(by_site):  # one lock order for every drainer: no deadlocks
-                group = by_site[site_id]
-                tries = [group] if len(group) == 1 else [group, *([item] for item in group)]
-                for items in tries:
-                    result = await _try_apply(conn, {site_id: items}, year)
-                    if not isinstance(result, Exception):
-                        _record(report, result[0][site_id], items, applied)
-                        report.emitted += result[1]
-                        if items is group:
-                            break  # the whole site went through: no single tries
-                    elif len(items) == 1:
-                        failures.append((items[0][0], result))
-        else:
-            report.emitted += done[1]
-            for site_id, items in by_site.items():
-                _record(report, done[0][site_id], items, applied)
-        done_ids = [event["id"] for event, _ in applied] + notices
+        claim = _sort(events)
+        applied = await _apply(conn, claim, report, year=year, rules=rules)
+        done_ids = [p.event["id"] for p in applied] + claim.notices
         if done_ids:
-            # Marks them processed and queues a delivery per matching webhook subscription.
-            report.deliveries = await conn.fetchval(q["mark_processed"], done_ids)
-            report.notices += len(notices)
-        for event, problem in failures:
-            attempts = event["attempts"] + 1
-            delay = backoff_s(
-                attempts, base_s=policy.base_s, cap_s=policy.cap_s, jitter=rng.random()
+            report.deliveries = await conn.fetchval(
+                q["mark_processed_and_queue_deliveries"],
+                done_ids,
+                MEASUREMENTS_ACCEPTED,
+                BATCH_ACCEPTED,
             )
-            error = f"{type(problem).__name__}: {problem}"[:2000]
-            dead = await conn.fetchval(
-                q["mark_failed"], event["id"], error, delay, policy.max_attempts
-            )
-            report.failed += 1
-            report.dead += int(bool(dead))
+            report.notices += len(claim.notices)
+        await _back_off(conn, claim.failures, report, policy, rng or random.Random())
     return report
 
 
-def _record(
-    report: DrainReport, result: _Applied, items: list[_Parsed], applied: list[_Parsed]
+async def _apply(
+    conn: asyncpg.Connection, claim: Claim, report: DrainReport, *, year: int, rules: AlertRules
+) -> list[Parsed]:
+    """The claim's batches applied: all at once, else site by site, else event by event (a
+    failing single event joins claim.failures). Returns the events that went through."""
+    if not claim.by_site:
+        return []
+    applied: list[Parsed] = []
+    result = await _try_apply(conn, claim.by_site, year=year, rules=rules)
+    if isinstance(result, Applied):
+        report.emitted += result.emitted
+        for items in claim.by_site.values():
+            _count(report, items, applied)
+        return applied
+    for site_id in sorted(claim.by_site):  # one lock order for every drainer: no deadlocks
+        group = claim.by_site[site_id]
+        tries = [group] if len(group) == 1 else [group, *([item] for item in group)]
+        for items in tries:
+            result = await _try_apply(conn, {site_id: items}, year=year, rules=rules)
+            if isinstance(result, Applied):
+                report.emitted += result.emitted
+                _count(report, items, applied)
+                if items is group:
+                    break  # the whole site went through: no single tries
+            elif len(items) == 1:
+                claim.failures.append((items[0].event, result.error))
+    return applied
+
+
+async def _back_off(
+    conn: asyncpg.Connection,
+    failures: list[tuple[asyncpg.Record, Exception]],
+    report: DrainReport,
+    policy: RetryPolicy,
+    rng: random.Random,
 ) -> None:
+    """Each failed event waits (exponential, jittered) or, out of attempts, is dead-lettered."""
+    query = queries.load("drain")["back_off_or_dead_letter"]
+    for event, problem in failures:
+        attempts = event["attempts"] + 1
+        delay = backoff_s(attempts, base_s=policy.base_s, cap_s=policy.cap_s, jitter=rng.random())
+        error = f"{type(problem).__name__}: {problem}"[:2000]
+        dead = await conn.fetchval(query, event["id"], error, delay, policy.max_attempts)
+        report.failed += 1
+        report.dead += int(bool(dead))
+
+
+def _count(report: DrainReport, items: list[Parsed], applied: list[Parsed]) -> None:
     applied.extend(items)
     report.applied += len(items)
-    report.readings += result.readings
-    report.request_ids.extend(result.request_ids)
+    report.readings += sum(p.payload.accepted for p in items)
+    report.request_ids.extend(p.payload.request_id for p in items)
 
 
-def retry_policy(settings: Settings) -> RetryPolicy:
-    return RetryPolicy(
-        max_attempts=settings.drain_max_attempts,
-        base_s=settings.drain_backoff_base_s,
-        cap_s=settings.drain_backoff_cap_s,
-    )
+@dataclass(frozen=True)
+class DrainConfig:
+    """How a worker drains, read from settings once at startup."""
+
+    batch_size: int = 1000
+    budget_s: float = 5.0
+    policy: RetryPolicy = RetryPolicy()
+    rules: AlertRules = DEFAULT_RULES
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DrainConfig:
+        return cls(
+            batch_size=settings.drain_batch_size,
+            budget_s=settings.drain_budget_s,
+            policy=RetryPolicy(
+                max_attempts=settings.drain_max_attempts,
+                base_s=settings.drain_backoff_base_s,
+                cap_s=settings.drain_backoff_cap_s,
+            ),
+            rules=AlertRules.from_settings(settings),
+        )
 
 
 async def drain_until_idle(
-    pool: asyncpg.Pool, settings: Settings, state: WorkerState, *, trigger: str
+    pool: asyncpg.Pool, config: DrainConfig, state: WorkerState, *, trigger: str
 ) -> DrainReport:
     """Drain claim after claim until a claim comes back short or the time budget is spent.
 
@@ -201,14 +266,15 @@ async def drain_until_idle(
     """
     started = time.perf_counter()
     total = DrainReport()
-    policy = retry_policy(settings)
     while True:
         async with db.connection(pool) as conn:
-            report = await drain_batch(conn, limit=settings.drain_batch_size, policy=policy)
+            report = await drain_batch(
+                conn, limit=config.batch_size, policy=config.policy, rules=config.rules
+            )
         total.add(report)
-        if report.claimed < settings.drain_batch_size and not report.emitted:
+        if report.claimed < config.batch_size and not report.emitted:
             break  # idle; events this claim wrote (alerts, restatements) are drained next
-        if time.perf_counter() - started > settings.drain_budget_s:
+        if time.perf_counter() - started > config.budget_s:
             break
     state.drained += total.applied
     if total.deliveries and state.wake_delivery is not None:

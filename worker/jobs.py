@@ -1,4 +1,4 @@
-"""arq jobs: thin wrappers that call the service layer with the resources in ctx."""
+"""arq jobs: thin wrappers that call the service layer with the runtime in ctx."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from service import alerts, maintenance
 from service.drain import drain_until_idle
 from service.infra import db
 from service.infra.errors import DatabaseUnavailable
+from worker.runtime import Runtime
 
 log = structlog.get_logger("worker")
 
 
 async def _drain(ctx: dict[str, Any], trigger: str) -> int:
+    rt: Runtime = ctx["runtime"]
     try:
-        report = await drain_until_idle(ctx["pool"], ctx["settings"], ctx["state"], trigger=trigger)
+        report = await drain_until_idle(rt.pool, rt.drain, rt.state, trigger=trigger)
     except DatabaseUnavailable:
         # One line, not a traceback a second: the claim rolled back, the next tick retries.
         log.warning("drain_skipped", trigger=trigger, reason="postgres unreachable")
@@ -36,14 +38,16 @@ async def sweep(ctx: dict[str, Any]) -> int:
 
 async def maintain(ctx: dict[str, Any]) -> None:
     """Hourly: partitions ahead, and retention of processed events and expired keys."""
-    async with db.connection(ctx["pool"]) as conn:
-        done = await maintenance.maintain(conn, outbox_days=ctx["settings"].outbox_retention_days)
+    rt: Runtime = ctx["runtime"]
+    async with db.connection(rt.pool) as conn:
+        done = await maintenance.maintain(conn, outbox_days=rt.settings.outbox_retention_days)
     log.info("maintenance", **done)
 
 
 async def check_stale(ctx: dict[str, Any]) -> None:
     """Every minute: a stale alert for each site that went quiet (once per quiet spell)."""
-    async with db.connection(ctx["pool"]) as conn:
-        raised = await alerts.raise_stale(conn)
+    rt: Runtime = ctx["runtime"]
+    async with db.connection(rt.pool) as conn:
+        raised = await alerts.raise_stale(conn, rules=rt.rules)
     if raised:
         log.info("stale_alerts", alert_ids=raised)

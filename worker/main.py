@@ -4,40 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import signal
-from typing import Any
 
 import structlog
 import uvloop
-from arq.worker import Worker, create_worker
+from arq.connections import RedisSettings, create_pool
+from arq.worker import Worker
 from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
-from service import drain, workers
-from service.delivery import Deliverer
-from service.infra import db
+from service.drain import drain_until_idle
 from service.infra.errors import DatabaseUnavailable
 from service.infra.logs import configure_logging
 from service.infra.settings import Settings
-from service.workers import WorkerState
-from worker.settings import WorkerSettings
+from worker.runtime import Runtime
+from worker.settings import arq_options
 
 log = structlog.get_logger("worker")
 RETRY_S = 1.0
 
 
-async def _run_arq(ctx: dict[str, Any], current: list[Worker]) -> None:
+async def _run_arq(runtime: Runtime) -> None:
     # No connection retries inside arq (its default is 5, a second apart): while Redis is down,
     # supervise() drains from Postgres between attempts, which it can only do if arq gives up.
-    redis_settings = dataclasses.replace(WorkerSettings.redis_settings, conn_retries=0)
-    worker = create_worker(
-        WorkerSettings,  # type: ignore[arg-type]
-        ctx=ctx,
+    redis_settings = RedisSettings.from_dsn(runtime.settings.redis_url)
+    redis_settings.conn_retries = 0
+    redis = await create_pool(redis_settings)
+    worker = Worker(
+        **arq_options(runtime.settings),
+        redis_pool=redis,
+        ctx={"runtime": runtime},
         handle_signals=False,
-        redis_settings=redis_settings,
     )
-    current[:] = [worker]
     try:
         await worker.async_run()
     finally:
@@ -45,59 +43,53 @@ async def _run_arq(ctx: dict[str, Any], current: list[Worker]) -> None:
         # transactions roll back), which surfaces as CancelledError from its gather().
         with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
             await worker.close()
-        if worker._pool is not None:  # close() stopped early: release its Redis connections
-            with contextlib.suppress(RedisError, OSError):
-                await worker._pool.close(close_connection_pool=True)
+        # Ours to close: close() stops before closing it when Redis is gone.
+        with contextlib.suppress(RedisError, OSError):
+            await redis.close(close_connection_pool=True)
 
 
 async def supervise(settings: Settings) -> None:
     """Run arq; when Redis drops, drain straight from Postgres every second until it is back.
 
-    The Postgres pool, heartbeat and counters belong to this loop, not to one arq run.
-    SIGINT/SIGTERM cancel the current run: an in-flight drain transaction rolls back and its
-    events stay pending for the next worker.
+    The runtime (pool, heartbeat, deliveries, counters) belongs to this loop, not to one arq
+    run. The first SIGINT/SIGTERM cancels the current run: an in-flight drain transaction
+    rolls back and its events stay pending for the next worker; later signals only wait for
+    that shutdown to finish.
     """
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
-    pool = await db.create_pool(settings)
-    state = WorkerState()
-    beat = asyncio.create_task(workers.beat_forever(pool, state, every_s=settings.sweep_interval_s))
-    # Webhook deliveries run beside arq, so they go on while Redis is down too.
-    deliverer = Deliverer(pool, settings)
-    state.wake_delivery = deliverer.wake
-    delivering = asyncio.create_task(deliverer.run_forever())
+    runtime = await Runtime.start(settings)
     stopping = asyncio.Event()
-    current: list[Worker] = []
     main = asyncio.current_task()
+    assert main is not None
 
     def stop() -> None:
+        if stopping.is_set():
+            log.info("worker_stopping", note="already stopping; finishing the shutdown")
+            return
         stopping.set()
-        assert main is not None
         main.cancel()
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
-    ctx: dict[str, Any] = {"settings": settings, "pool": pool, "state": state}
     try:
         while not stopping.is_set():
             try:
-                await _run_arq(ctx, current)
+                await _run_arq(runtime)
             except (RedisError, OSError) as exc:
                 log.warning("redis_unreachable", error=str(exc), fallback="postgres sweep")
             with contextlib.suppress(DatabaseUnavailable):
-                await drain.drain_until_idle(pool, settings, state, trigger="fallback")
+                await drain_until_idle(
+                    runtime.pool, runtime.drain, runtime.state, trigger="fallback"
+                )
             await asyncio.sleep(RETRY_S)
     except asyncio.CancelledError:
         if not stopping.is_set():
             raise
     finally:
-        beat.cancel()
-        delivering.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await delivering
-        await pool.close()
-        log.info("worker_exited", drained=state.drained)
+        await runtime.close()
+        log.info("worker_exited", drained=runtime.state.drained)
 
 
 def run(settings: Settings) -> int:

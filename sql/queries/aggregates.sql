@@ -14,7 +14,7 @@ INSERT INTO site_totals AS t (site_id, year)
 SELECT s, $2 FROM unnest($1::bigint[]) AS s ORDER BY s
 ON CONFLICT (site_id) DO UPDATE SET updated_at = t.updated_at;
 
--- name: recompute_hours
+-- name: recompute_hours_find_leaks_and_late_months
 -- Recompute the given (site, UTC hour) buckets from raw readings; return each site's change,
 -- the hours whose largest window exceeds the leak rate $4 (kg/h) for the site's interval, and
 -- the changes to months outside the open part of year $3: months closed (ended more than

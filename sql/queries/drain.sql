@@ -1,4 +1,4 @@
--- name: claim_events
+-- name: claim_due_events
 -- Lock up to $1 due events, oldest first; concurrent drainers skip each other's rows.
 SELECT id, event_type, site_id, payload, attempts
 FROM outbox
@@ -7,14 +7,14 @@ ORDER BY available_at, id
 LIMIT $1
 FOR UPDATE SKIP LOCKED;
 
--- name: mark_processed
+-- name: mark_processed_and_queue_deliveries
 -- Events applied in this transaction; each live subscription to an event's type gets a
 -- delivery to send (once: a replayed event is not queued twice). Returns deliveries queued.
+-- Subscribers see the outbox type $2 as $3 (domain/events.py keeps that one mapping).
 WITH done AS (
     UPDATE outbox SET processed_at = now(), last_error = NULL
     WHERE id = ANY ($1::bigint[])
-    RETURNING id, CASE event_type WHEN 'measurements.accepted' THEN 'batch.accepted'
-                                  ELSE event_type END AS event_type
+    RETURNING id, CASE event_type WHEN $2::text THEN $3::text ELSE event_type END AS event_type
 ), queued AS (
     INSERT INTO deliveries (subscription_id, event_id, event_type)
     SELECT s.id, d.id, d.event_type
@@ -27,7 +27,7 @@ WITH done AS (
 )
 SELECT count(*)::int FROM queued;
 
--- name: mark_failed
+-- name: back_off_or_dead_letter
 -- Back an event off after a failure; dead-letter it at the last allowed attempt.
 UPDATE outbox
 SET attempts = attempts + 1,

@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
-from service.drain import RetryPolicy, drain_batch, drain_until_idle
+from service.drain import DrainConfig, RetryPolicy, drain_batch, drain_until_idle
 from service.infra import db
 from service.infra.settings import Settings
 from service.workers import WorkerState
@@ -28,7 +28,8 @@ BATCHES = "event_type = 'measurements.accepted'"
 async def drain_all(db_url: str, settings: Settings) -> int:
     pool = await db.create_pool(settings)
     try:
-        report = await drain_until_idle(pool, settings, WorkerState(), trigger="test")
+        config = DrainConfig.from_settings(settings)
+        report = await drain_until_idle(pool, config, WorkerState(), trigger="test")
     finally:
         await pool.close()
     return report.applied

@@ -11,12 +11,11 @@ import httpx
 from arq.connections import ArqRedis
 from arq.worker import Worker
 
-from service.infra import db
 from service.infra.doorbell import DRAIN_JOB_ID, Doorbell
 from service.infra.settings import Settings
-from service.workers import WorkerState
 from tests.integration.helpers import batch, make_site, post_batch, readings
-from worker.settings import WorkerSettings
+from worker.runtime import Runtime
+from worker.settings import arq_options
 
 
 async def test_commits_ring_one_coalesced_job_that_an_arq_worker_drains(
@@ -30,23 +29,24 @@ async def test_commits_ring_one_coalesced_job_that_an_arq_worker_drains(
     await asyncio.sleep(0.2)  # rings run in the background after the response
     queued = await redis.zrange("arq:queue", 0, -1)
     assert queued == [f"{DRAIN_JOB_ID}".encode()]  # five commits, one job
-    pool = await db.create_pool(settings)
+    runtime = await Runtime.start(settings)
     try:
+        options = arq_options(settings)
         worker = Worker(
-            functions=WorkerSettings.functions,
-            on_startup=WorkerSettings.on_startup,
+            functions=options["functions"],
+            on_startup=options["on_startup"],
             redis_pool=redis,
             burst=True,
             poll_delay=0.05,
             handle_signals=False,
             keep_result=0,
-            ctx={"settings": settings, "pool": pool, "state": WorkerState()},
+            ctx={"runtime": runtime},
         )
         await worker.main()
         assert worker.jobs_complete == 1
         assert worker.jobs_failed == 0
     finally:
-        await pool.close()
+        await runtime.close()
         await redis.aclose()
     assert await conn.fetchval("SELECT count(*) FROM outbox WHERE processed_at IS NULL") == 0
     assert await conn.fetchval("SELECT readings FROM site_totals WHERE site_id = $1", site) == 3

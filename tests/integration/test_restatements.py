@@ -3,14 +3,13 @@ often it is replayed or rebuilt; subscribers hear of both."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from service import alerts
+from service.alerts import AlertRules
 from service.delivery import Deliverer
 from service.drain import RetryPolicy, drain_batch
 from service.infra import db
@@ -21,8 +20,9 @@ from tests.integration.receiver import Receiver
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
 
 
-async def drain(conn: asyncpg.Connection) -> None:
-    while (await drain_batch(conn, limit=100, policy=RetryPolicy())).claimed:
+async def drain(conn: asyncpg.Connection, rules: AlertRules | None = None) -> None:
+    policy = RetryPolicy()
+    while (await drain_batch(conn, limit=100, policy=policy, rules=rules or AlertRules())).claimed:
         pass
 
 
@@ -58,13 +58,8 @@ async def test_a_late_batch_pushing_a_closed_month_over_the_limit_restates_it_an
         site = await make_site(client, limit_kg=10.0)
 
         # While the month was still open (a grace longer than its age): no restatement.
-        original = alerts.RULES
-        alerts.configure(dataclasses.replace(original, report_grace=timedelta(days=400)))
-        try:
-            await post_batch(client, site, batch(items(month, 3, [3.0, 3.0])), key="on-time")
-            await drain(conn)
-        finally:
-            alerts.configure(original)
+        await post_batch(client, site, batch(items(month, 3, [3.0, 3.0])), key="on-time")
+        await drain(conn, AlertRules(report_grace=timedelta(days=400)))
         assert await conn.fetchval("SELECT count(*) FROM report_restatements") == 0
         assert await conn.fetchval("SELECT count(*) FROM alerts") == 0  # 60 %
 

@@ -1,0 +1,50 @@
+"""What a worker process runs on, built by one function for arq and for the supervisor: the
+pool, its identity, how it drains, the alert rules, its heartbeat and the delivery loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+import asyncpg
+
+from service.alerts import AlertRules
+from service.delivery import Deliverer
+from service.drain import DrainConfig
+from service.infra import db
+from service.infra.settings import Settings
+from service.workers import WorkerState, beat_forever
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    pool: asyncpg.Pool
+    state: WorkerState
+    drain: DrainConfig
+    rules: AlertRules
+    tasks: list[asyncio.Task[None]]
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Runtime:
+        """Everything the jobs use, and the two loops beside them (heartbeat, deliveries:
+        they run whether Redis is up or not)."""
+        pool = await db.create_pool(settings)
+        state = WorkerState()
+        deliverer = Deliverer(pool, settings)
+        state.wake_delivery = deliverer.wake
+        tasks = [
+            asyncio.create_task(beat_forever(pool, state, every_s=settings.sweep_interval_s)),
+            asyncio.create_task(deliverer.run_forever()),
+        ]
+        drain = DrainConfig.from_settings(settings)
+        return cls(settings, pool, state, drain, drain.rules, tasks)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        # The delivery loop records its finished sends on the way out; wait for it.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.pool.close()
