@@ -20,9 +20,10 @@ install: $(UV)
 run: install
 	$(BIN)/emissions run
 
-# Wipe the local stack's data (.data/).
-reset:
-	rm -rf .data
+# Wipe the local stack's data: the directory `emissions run` names in its banner (.data/, or
+# /var/lib/emissions-engine/<clone>-<hash> for root in a clone Postgres cannot reach; RUN_DATA_DIR).
+reset: install
+	$(BIN)/emissions reset
 
 # Build the images, run the compose stack, prove it end to end, tear it down (needs Docker).
 test-compose:

@@ -1,170 +1,298 @@
-"""Local PostgreSQL and Redis servers for `emissions run`, kept in a project-local data dir.
+"""Local PostgreSQL and Redis servers from the system binaries, for `emissions run` and the tests.
 
-System binaries (Debian's postgresql and redis-server packages); when run as root, Postgres
-runs as the `postgres` user (initdb refuses root). Data survives restarts; `make reset`
-deletes the directory.
+Debian's postgresql and redis-server packages. initdb and postgres refuse to run as root, so
+as root Postgres runs as the `postgres` user (else `nobody`) and its data directory must be
+reachable by that user: `default_data_dir` picks one that is.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
+import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
 INSTALL_HINT = "install them with: apt-get install -y postgresql redis-server"
+# Where a project's data goes when the Postgres user cannot reach the project (a clone in /root).
+SHARED_DATA_ROOT = Path("/var/lib/emissions-engine")
+# Speed over durability (the test suite): a crash may lose or corrupt data, a clean stop does not.
+NON_DURABLE = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+START_TIMEOUT_S = 60
 
 
-class LocalStackError(RuntimeError):
+class LocalServerError(RuntimeError):
     """A local server could not be started."""
 
 
-def _pg_bindir() -> Path:
-    found = shutil.which("pg_ctl")
-    if found:
-        return Path(found).parent
-    candidates = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
-        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
-    )
-    if not candidates:
-        raise LocalStackError(f"PostgreSQL server binaries not found; {INSTALL_HINT}")
-    return candidates[-1].parent
+class PortTaken(LocalServerError):
+    """Another process listens on the port a local server was asked to use."""
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _as_user() -> pwd.struct_passwd | None:
+def server_user() -> pwd.struct_passwd | None:
+    """The account Postgres runs as: None (this process's own) unless we are root."""
     if os.geteuid() != 0:
         return None
     for name in ("postgres", "nobody"):
         with contextlib.suppress(KeyError):
             return pwd.getpwnam(name)
-    raise LocalStackError("running as root and no postgres/nobody user to run Postgres as")
+    raise LocalServerError("running as root and no postgres/nobody user to run Postgres as")
+
+
+def reachable_by(path: Path, user: pwd.struct_passwd) -> bool:
+    """Can `user` (with its primary group only, as we run it) traverse every parent of `path`?"""
+    return _blocking_parent(path, user) is None
+
+
+def _blocking_parent(path: Path, user: pwd.struct_passwd) -> Path | None:
+    for parent in reversed(path.absolute().parents):
+        try:
+            info = parent.stat()
+        except OSError:  # a parent we cannot even look at
+            return parent
+        if info.st_uid == user.pw_uid:
+            bit = stat.S_IXUSR
+        elif info.st_gid == user.pw_gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not info.st_mode & bit:
+            return parent
+    return None
+
+
+def default_data_dir(project: Path, user: pwd.struct_passwd | None) -> Path:
+    """`project/.data`, unless the server user cannot reach it (root in a clone under /root):
+    then a directory of this project under SHARED_DATA_ROOT, named by its path so two clones
+    never share one."""
+    local = project / ".data"
+    if user is None or reachable_by(local, user):
+        return local
+    digest = hashlib.sha256(str(project.resolve()).encode()).hexdigest()[:10]
+    return SHARED_DATA_ROOT / f"{project.resolve().name}-{digest}"
+
+
+def _make_reachable(path: Path, user: pwd.struct_passwd | None) -> None:
+    """Create `path` and its missing parents; when Postgres runs as another user, let it
+    traverse them (a 0700 temp dir, a umask of 077)."""
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    if user is not None:
+        for directory in {path, *created}:
+            directory.chmod(directory.stat().st_mode | 0o011)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def pg_bindir() -> Path:
+    """initdb, pg_ctl and postgres from PATH, else the newest /usr/lib/postgresql/<version>/bin."""
+    on_path = shutil.which("pg_ctl")
+    candidates = [Path(on_path).resolve().parent] if on_path else []
+    candidates += sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: tuple(int(n) for n in p.parent.name.split(".") if n.isdigit()),
+        reverse=True,
+    )
+    for bindir in candidates:
+        if all((bindir / name).is_file() for name in ("initdb", "pg_ctl", "postgres")):
+            return bindir
+    raise LocalServerError(f"PostgreSQL server binaries not found; {INSTALL_HINT}")
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    if not log.exists():
+        return ""
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 @dataclass
 class LocalPostgres:
+    """A PostgreSQL server of our own: data in `data_dir/postgres`, TCP on 127.0.0.1:`port`."""
+
     data_dir: Path
     port: int
+    durable: bool = True  # False: NON_DURABLE settings, and initdb without fsync
+    settings: Mapping[str, str] = field(default_factory=dict)  # more `-c name=value`
 
     @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/emissions"
+    def pgdata(self) -> Path:
+        return self.data_dir / "postgres"
 
-    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        user = _as_user()
+    @property
+    def log(self) -> Path:
+        return self.pgdata / "server.log"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, program: str, *args: str) -> subprocess.CompletedProcess[str]:
+        user = server_user()
         return subprocess.run(
-            [str(_pg_bindir() / args[0]), *args[1:]],
+            [str(pg_bindir() / program), *args],
+            cwd=self.data_dir,  # a directory the server user can reach, unlike maybe ours
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             check=False,
             user=None if user is None else user.pw_uid,
             group=None if user is None else user.pw_gid,
+            extra_groups=None if user is None else [],
         )
 
-    def start(self) -> bool:
-        """Start (initialising on first use). False if it was already running."""
-        pgdata = self.data_dir / "postgres"
-        if not (pgdata / "PG_VERSION").exists():
-            pgdata.mkdir(parents=True, exist_ok=True)
-            user = _as_user()
-            if user is not None:
-                for path in (self.data_dir, pgdata):
-                    os.chown(path, user.pw_uid, user.pw_gid)
-            done = self._run(
-                "initdb", "-D", str(pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8"
-            )
-            if done.returncode != 0:
-                hint = ""
-                if user is not None and "Permission denied" in done.stderr:
-                    hint = (
-                        f" (Postgres runs as {user.pw_name!r} because you are root: every parent"
-                        f" of {self.data_dir} must be traversable by it, or set RUN_DATA_DIR)"
-                    )
-                raise LocalStackError(f"initdb failed{hint}: {done.stderr[-2000:]}")
-        if self._run("pg_ctl", "-D", str(pgdata), "status").returncode == 0:
+    def running(self) -> bool:
+        if not (self.pgdata / "PG_VERSION").exists():
             return False
-        if not _port_free(self.port):
-            raise LocalStackError(f"port {self.port} is taken; set RUN_PG_PORT")
-        options = (
-            f"-c port={self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={pgdata}"
-        )
+        return self._run("pg_ctl", "status", "-D", str(self.pgdata)).returncode == 0
+
+    def start(self) -> bool:
+        """Start it (initialising the data directory on first use); False if already running."""
+        self._initdb()
+        if self.running():
+            return False
+        if not port_free(self.port):
+            raise PortTaken(f"port {self.port} is taken")
+        settings = {
+            **({} if self.durable else NON_DURABLE),
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": "",  # TCP only: no socket path to own or to keep short
+            **self.settings,
+        }
+        options = " ".join(f"-c {shlex.quote(f'{k}={v}')}" for k, v in settings.items())
+        timeout = str(START_TIMEOUT_S)
         done = self._run(
             "pg_ctl",
+            "start",
             "-D",
-            str(pgdata),
+            str(self.pgdata),
             "-o",
             options,
             "-l",
-            str(pgdata / "server.log"),
+            str(self.log),
             "-w",
             "-t",
-            "60",
-            "start",
+            timeout,
         )
         if done.returncode != 0:
-            raise LocalStackError(f"postgres did not start: {done.stdout[-2000:]}")
+            self.stop()  # a server that was still starting at the timeout
+            log = _tail(self.log)
+            error = PortTaken if "Address already in use" in log else LocalServerError
+            raise error(f"postgres did not start: {done.stdout}{done.stderr}\n{log}")
         return True
 
     def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data_dir / "postgres"), "-m", "fast", "-w", "stop")
+        """Fast shutdown (rolls back open transactions); returns once it has exited."""
+        if self.running():
+            self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
+
+    def _initdb(self) -> None:
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        user = server_user()
+        _make_reachable(self.data_dir, user)
+        if user is not None and (blocked := _blocking_parent(self.data_dir, user)):
+            raise LocalServerError(
+                f"Postgres runs as {user.pw_name!r} because you are root, and {blocked} does not"
+                f" let it through to {self.data_dir}: choose a data directory it can reach"
+            )
+        self.pgdata.mkdir(exist_ok=True)
+        if user is not None:
+            os.chown(self.pgdata, user.pw_uid, user.pw_gid)
+        args = ["-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+        args += ["--locale=C", *([] if self.durable else ["--no-sync"])]
+        done = self._run("initdb", *args)
+        if done.returncode != 0:
+            raise LocalServerError(f"initdb failed: {done.stderr[-2000:]}")
 
 
 @dataclass
 class LocalRedis:
+    """A Redis server of our own: files in `data_dir/redis`, TCP on 127.0.0.1:`port`."""
+
     data_dir: Path
     port: int
-    process: subprocess.Popen[bytes] | None = None
+    durable: bool = True  # an append-only file; False: only what stop() snapshots survives
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def directory(self) -> Path:
+        return self.data_dir / "redis"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "server.log"
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Start it; returns once it answers PING. False if it was already running."""
+        if self._process is not None and self._process.poll() is None:
+            return False
         binary = shutil.which("redis-server")
         if binary is None:
-            raise LocalStackError(f"redis-server not found; {INSTALL_HINT}")
-        if not _port_free(self.port):
-            raise LocalStackError(f"port {self.port} is taken; set RUN_REDIS_PORT")
-        directory = self.data_dir / "redis"
-        directory.mkdir(parents=True, exist_ok=True)
-        log = (directory / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(directory),
-                "--appendonly",
-                "yes",
-                "--save",
-                "",
-            ],
-            stdout=log,
-            stderr=log,
-        )
-        deadline = time.monotonic() + 20
-        while _port_free(self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise LocalStackError(f"redis did not start; see {directory / 'server.log'}")
-            time.sleep(0.05)
+            raise LocalServerError(f"redis-server not found; {INSTALL_HINT}")
+        if not port_free(self.port):
+            raise PortTaken(f"port {self.port} is taken")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--daemonize", "no"]
+        argv += ["--dir", str(self.directory), "--save", ""]
+        argv += ["--appendonly", "yes" if self.durable else "no"]
+        with self.log.open("ab") as log:
+            # Its own session: a Ctrl-C meant for `emissions run` must not stop Redis before
+            # the worker that uses it; run stops it last.
+            self._process = subprocess.Popen(
+                argv,
+                cwd=self.directory,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_until_ready(self._process)
+        return True
+
+    def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        client = redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2)
+        with client:
+            while True:
+                with contextlib.suppress(redis.RedisError):
+                    if client.ping() and process.poll() is None:
+                        return
+                if process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    log = _tail(self.log)
+                    error = PortTaken if "Address already in use" in log else LocalServerError
+                    raise error(f"redis did not start:\n{log}")
+                time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        """SHUTDOWN SAVE: its keys survive a stop and start, durable or not."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        try:
+            with redis.Redis(port=self.port, socket_timeout=5) as client:
+                client.shutdown(save=True)
+        except redis.RedisError:
+            process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -5,19 +5,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from cli import seed
-from cli.localservers import LocalPostgres, LocalRedis
+from cli.localservers import (
+    LocalPostgres,
+    LocalRedis,
+    LocalServerError,
+    PortTaken,
+    default_data_dir,
+    server_user,
+)
 from service.infra import db, migrations
 from service.infra.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
+# What `emissions run` writes into its data directory; `emissions reset` deletes nothing else.
+DATA_ENTRIES = frozenset({"postgres", "redis", "demo-device-key"})
+
+
+def data_dir(environ: Mapping[str, str]) -> Path:
+    """RUN_DATA_DIR if set, else the project's .data/ or, when Postgres runs as a user that
+    cannot reach it, this project's directory under /var/lib/emissions-engine/."""
+    override = environ.get("RUN_DATA_DIR")
+    return Path(override) if override else default_data_dir(ROOT, server_user())
 
 
 async def _prepare(database_url: str, known_key: str) -> tuple[list[int], str]:
@@ -31,7 +49,9 @@ async def _prepare(database_url: str, known_key: str) -> tuple[list[int], str]:
         await conn.close()
 
 
-def _banner(settings: Settings, url: str, key: str, sites: list[int], started_s: float) -> str:
+def _banner(
+    settings: Settings, url: str, key: str, sites: list[int], data: Path, started_s: float
+) -> str:
     token = next(iter(settings.admin_token_map), "(set ADMIN_TOKENS)")
     return f"""
   emissions-engine is running (ready in {started_s:.1f} s)
@@ -40,37 +60,46 @@ def _banner(settings: Settings, url: str, key: str, sites: list[int], started_s:
     API docs       {url}/schema
     admin token    {token}
     demo device    {seed.DEMO_DEVICE}, key {key}  (sites {", ".join(map(str, sites))})
+    data           {data}
 
   try:  curl -s -X POST {url}/v1/sites/{sites[0]}/measurements \\
           -H 'Authorization: Bearer {key}' -H 'Idempotency-Key: try-1' \\
           -H 'Content-Type: application/json' \\
           -d '{{"measurements": [{{"ts": "2026-01-01T00:00:00Z", "methane_kg": 1.5}}]}}'
 
-  Ctrl-C stops everything; data stays in .data/ (make reset wipes it).
+  Ctrl-C stops everything; the data stays (make reset wipes it).
 """
 
 
 def add_commands(sub: Any) -> None:
     st = sub.add_parser("run", help="the whole local stack: Postgres, Redis, API, worker")
     st.set_defaults(run=_run, sync=True)
+    reset = sub.add_parser("reset", help="delete the data of `emissions run` (make reset)")
+    reset.set_defaults(run=_reset, sync=True)
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
     started = time.monotonic()
-    data = Path(os.environ.get("RUN_DATA_DIR", ROOT / ".data"))
-    data.mkdir(exist_ok=True)
+    data = data_dir(os.environ)
+    data.mkdir(parents=True, exist_ok=True)
     owned: list[LocalPostgres | LocalRedis] = []
     env = dict(os.environ)
-    if "DATABASE_URL" not in os.environ:
-        pg = LocalPostgres(data, int(os.environ.get("RUN_PG_PORT", "54329")))
-        if pg.start():
-            owned.append(pg)
-        env["DATABASE_URL"] = pg.url
-    if "REDIS_URL" not in os.environ:
-        redis = LocalRedis(data, int(os.environ.get("RUN_REDIS_PORT", "63799")))
-        redis.start()
-        owned.append(redis)
-        env["REDIS_URL"] = redis.url
+    try:
+        if "DATABASE_URL" not in os.environ:
+            pg = LocalPostgres(data, int(os.environ.get("RUN_PG_PORT", "54329")))
+            if pg.start():
+                owned.append(pg)
+            env["DATABASE_URL"] = pg.url("emissions")
+        if "REDIS_URL" not in os.environ:
+            redis = LocalRedis(data, int(os.environ.get("RUN_REDIS_PORT", "63799")))
+            redis.start()
+            owned.append(redis)
+            env["REDIS_URL"] = redis.url
+    except LocalServerError as exc:
+        for server in reversed(owned):
+            server.stop()
+        advice = "; set RUN_PG_PORT / RUN_REDIS_PORT" if isinstance(exc, PortTaken) else ""
+        raise SystemExit(f"emissions run: {exc}{advice}") from exc
     processes: list[subprocess.Popen[bytes]] = []
     try:
         key_file = data / "demo-device-key"
@@ -86,7 +115,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             )
         url = f"http://{settings.host}:{env['PORT']}"
         _wait_for_api(url, processes[0])
-        print(_banner(settings, url, key, sites, time.monotonic() - started), flush=True)
+        print(_banner(settings, url, key, sites, data, time.monotonic() - started), flush=True)
         stop = _wait_for_signal(processes)
         return 0 if stop else 1
     finally:
@@ -101,6 +130,23 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         for server in reversed(owned):  # Redis, then Postgres
             server.stop()
         print("stopped", flush=True)
+
+
+def _reset(settings: Settings, args: argparse.Namespace) -> int:
+    data = data_dir(os.environ)
+    if not data.exists():
+        print(f"nothing to wipe: {data} does not exist")
+        return 0
+    if LocalPostgres(data, 0).running():
+        print(f"its Postgres is running: stop `emissions run` first ({data})", file=sys.stderr)
+        return 1
+    strangers = sorted(p.name for p in data.iterdir() if p.name not in DATA_ENTRIES)
+    if strangers:  # RUN_DATA_DIR may point anywhere: delete only what run wrote
+        print(f"not wiping {data}: emissions run did not write {strangers}", file=sys.stderr)
+        return 1
+    shutil.rmtree(data)
+    print(f"wiped {data}")
+    return 0
 
 
 def _wait_for_api(url: str, api: subprocess.Popen[bytes]) -> None:

@@ -6,7 +6,8 @@ Each server is chosen, independently, in this order:
    Postgres role must be able to ``CREATE DATABASE``).
 2. testcontainers (``postgres:15`` / ``redis:7``) when a Docker engine answers.
 3. Local servers started from the installed binaries (``initdb``/``postgres``, ``redis-server``)
-   on free ports, in a fresh temp dir, listening on 127.0.0.1 only.
+   on free ports, in a fresh temp dir, listening on 127.0.0.1 only, by ``cli.localservers``
+   (the code ``emissions run`` starts its servers with).
 
 Local and container servers support ``stop()``/``start()`` (same port, same data) for fault
 tests; ``close()`` tears down for good. Everything still running at interpreter exit is closed
@@ -22,22 +23,26 @@ import atexit
 import contextlib
 import functools
 import os
-import pwd
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 import redis
+
+from cli.localservers import (
+    NON_DURABLE,
+    LocalPostgres,
+    LocalRedis,
+    LocalServerError,
+    PortTaken,
+)
 
 __all__ = [
     "HarnessError",
@@ -49,12 +54,8 @@ __all__ = [
 ]
 
 READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 30.0
 _POLL_INTERVAL = 0.05
-_INSTALL_HINT = (
-    "install the servers (`apt-get install -y postgresql redis-server`), "
-    "or point the tests at running ones with TEST_DATABASE_URL / TEST_REDIS_URL"
-)
+_ELSEWHERE_HINT = "(or point the tests at running servers with TEST_DATABASE_URL / TEST_REDIS_URL)"
 
 T = TypeVar("T")
 Probe = Callable[[], str | None]  # None when ready, else why not (for the error message)
@@ -183,20 +184,11 @@ def _warn_fallback(what: str, exc: Exception) -> None:
 # --------------------------------------------------------------------------- readiness
 
 
-def _wait_until_ready(
-    what: str,
-    probe: Probe,
-    timeout: float = READY_TIMEOUT,
-    *,
-    alive: Callable[[], bool] = lambda: True,
-    log: Path | None = None,
-) -> None:
+def _wait_until_ready(what: str, probe: Probe, timeout: float = READY_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while (reason := probe()) is not None:
-        if not alive():
-            raise HarnessError(f"{what} exited during startup ({reason}){_log_tail(log)}")
         if time.monotonic() > deadline:
-            raise HarnessError(f"{what} not ready after {timeout:.0f}s ({reason}){_log_tail(log)}")
+            raise HarnessError(f"{what} not ready after {timeout:.0f}s ({reason})")
         time.sleep(_POLL_INTERVAL)
 
 
@@ -233,13 +225,6 @@ def _redis_probe(url: str) -> Probe:
         return None
 
     return attempt
-
-
-def _log_tail(log: Path | None, lines: int = 40) -> str:
-    if log is None or not log.exists():
-        return ""
-    tail = log.read_text(errors="replace").splitlines()[-lines:]
-    return f"\n--- last lines of {log} ---\n" + "\n".join(tail)
 
 
 def _mask(url: str) -> str:
@@ -295,92 +280,26 @@ class _Unowned:
 
 
 # --------------------------------------------------------------------------- local processes
+# Started by cli.localservers, the code `emissions run` uses; here on a free port, in a temp dir.
 
 
-@dataclass(frozen=True)
-class _RunAs:
-    uid: int
-    gid: int
+class _LocalControl:
+    """A local server the harness owns: stop()/start() keep its port and data; close() deletes."""
 
-
-def _postgres_run_as() -> _RunAs | None:
-    """initdb/postgres refuse to run as root: use the `postgres` user, else `nobody`."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        with contextlib.suppress(KeyError):
-            entry = pwd.getpwnam(name)
-            return _RunAs(entry.pw_uid, entry.pw_gid)
-    raise HarnessError("running as root and neither a `postgres` nor a `nobody` user exists")
-
-
-def _popen_user_kwargs(run_as: _RunAs | None) -> dict[str, Any]:
-    if run_as is None:
-        return {}
-    return {"user": run_as.uid, "group": run_as.gid, "extra_groups": []}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class _LocalProcess:
-    """One server process we own: started/stopped on demand, its workdir removed on close."""
-
-    def __init__(
-        self,
-        name: str,
-        argv: list[str],
-        workdir: Path,
-        probe: Probe,
-        graceful_stop: Callable[[subprocess.Popen[bytes]], None],
-        run_as: _RunAs | None = None,
-    ) -> None:
-        self.name = name
-        self.log = workdir / f"{name}.log"
-        self._argv = argv
+    def __init__(self, server: LocalPostgres | LocalRedis, workdir: Path) -> None:
+        self._server = server
         self._workdir = workdir
-        self._probe = probe
-        self._graceful_stop = graceful_stop
-        self._run_as = run_as
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.log = server.log  # the bench keeps the Postgres log
         _register(self)
 
     def start(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            return
-        with self.log.open("ab") as log:
-            proc = subprocess.Popen(
-                self._argv,
-                cwd=self._workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                **_popen_user_kwargs(self._run_as),
-            )
-        self._proc = proc
         try:
-            _wait_until_ready(
-                self.name, self._probe, alive=lambda: proc.poll() is None, log=self.log
-            )
-        except HarnessError:
-            self.stop()
-            raise
+            self._server.start()
+        except LocalServerError as exc:
+            raise HarnessError(str(exc)) from exc
 
     def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(Exception):
-            self._graceful_stop(proc)
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        self._server.stop()
 
     def close(self) -> None:
         try:
@@ -390,155 +309,54 @@ class _LocalProcess:
             shutil.rmtree(self._workdir, ignore_errors=True)
 
 
-def _start_on_free_port(make: Callable[[int], _LocalProcess], attempts: int = 3) -> int:
-    """Start a server on a fresh free port, retrying if another process grabbed it first."""
-    for attempt in range(attempts):
-        port = _free_port()
-        server = make(port)
-        try:
-            server.start()
-        except HarnessError as exc:
-            _unregister(server)
-            if "Address already in use" not in str(exc) or attempt == attempts - 1:
-                raise
-            continue
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
         return port
-    raise AssertionError("unreachable")
 
 
-def _make_workdir(prefix: str, run_as: _RunAs | None = None) -> Path:
+S = TypeVar("S", LocalPostgres, LocalRedis)
+
+
+def _start_local(prefix: str, make: Callable[[Path, int], S]) -> tuple[S, _LocalControl]:
+    """Start a server in a fresh temp dir on a free port, retrying if another process grabbed
+    the port first; the temp dir goes with the server (at once if it never starts)."""
     workdir = Path(tempfile.mkdtemp(prefix=prefix))
-    if run_as is not None:
-        workdir.chmod(0o755)
-        os.chown(workdir, run_as.uid, run_as.gid)
-    return workdir
-
-
-# ----- PostgreSQL
-
-
-def _find_pg_bindir() -> Path:
-    """initdb/postgres from PATH, else the highest /usr/lib/postgresql/<version>/bin."""
-    on_path = shutil.which("initdb")
-    candidates = [Path(on_path).resolve().parent] if on_path else []
-    versioned = Path("/usr/lib/postgresql").glob("*/bin")
-    candidates += sorted(versioned, key=lambda p: _version_key(p.parent.name), reverse=True)
-    for bindir in candidates:
-        if (bindir / "initdb").is_file() and (bindir / "postgres").is_file():
-            return bindir
-    raise HarnessError(f"PostgreSQL binaries (initdb, postgres) not found: {_INSTALL_HINT}")
-
-
-def _version_key(name: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in name.split(".") if part.isdigit())
-
-
-def _initdb(bindir: Path, datadir: Path, run_as: _RunAs | None) -> None:
-    argv = [str(bindir / "initdb"), "-D", str(datadir), "--auth=trust", "-U", "postgres"]
-    argv += ["--no-sync", "-E", "UTF8", "--locale=C"]
-    result = subprocess.run(
-        argv,
-        cwd=datadir.parent,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        check=False,
-        **_popen_user_kwargs(run_as),
-    )
-    if result.returncode != 0:
-        output = (result.stdout + result.stderr).decode(errors="replace")
-        raise HarnessError(f"initdb failed (exit {result.returncode}):\n{output}")
-
-
-_FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
-
-
-def _postgres_argv(bindir: Path, workdir: Path, port: int, *, durable: bool) -> list[str]:
-    settings = {
-        **({} if durable else _FAST),
-        "listen_addresses": "127.0.0.1",
-        "port": str(port),
-        "unix_socket_directories": str(workdir),
-        "max_connections": "200",
-        "shared_buffers": "128MB",
-    }
-    argv = [str(bindir / "postgres"), "-D", str(workdir / "data")]
-    for key, value in settings.items():
-        argv += ["-c", f"{key}={value}"]
-    return argv
+    try:
+        for attempt in range(3):
+            server = make(workdir, _free_port())
+            try:
+                server.start()
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                continue
+            return server, _LocalControl(server, workdir)
+        raise AssertionError("unreachable")
+    except LocalServerError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise HarnessError(f"{exc}\n{_ELSEWHERE_HINT}") from exc
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
 
 
 def _local_postgres(*, durable: bool = False) -> PostgresServer:
-    bindir = _find_pg_bindir()
-    run_as = _postgres_run_as()
-    workdir = _make_workdir("emissions-pg-", run_as)
-    servers: dict[int, _LocalProcess] = {}
-
-    def make(port: int) -> _LocalProcess:
-        servers[port] = _LocalProcess(
-            "postgres",
-            _postgres_argv(bindir, workdir, port, durable=durable),
-            workdir,
-            _pg_probe(_pg_local_url(port)),
-            lambda proc: proc.send_signal(signal.SIGINT),  # fast shutdown
-            run_as,
-        )
-        return servers[port]
-
-    try:
-        _initdb(bindir, workdir / "data", run_as)
-        port = _start_on_free_port(make)
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    return PostgresServer(_pg_local_url(port), servers[port], "local")
-
-
-def _pg_local_url(port: int) -> str:
-    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
-
-
-# ----- Redis
-
-
-def _redis_shutdown_save(url: str) -> Callable[[subprocess.Popen[bytes]], None]:
-    """Stop with SHUTDOWN SAVE so the keys survive a stop/start, like a persistent Redis."""
-
-    def stop(proc: subprocess.Popen[bytes]) -> None:
-        try:
-            with redis.Redis.from_url(url, socket_timeout=5) as client:
-                client.shutdown(save=True)
-        except redis.RedisError:
-            proc.terminate()
-
-    return stop
+    server, control = _start_local(
+        "emissions-pg-",
+        lambda workdir, port: LocalPostgres(
+            workdir, port, durable=durable, settings={"max_connections": "200"}
+        ),
+    )
+    return PostgresServer(server.url(), control, "local")
 
 
 def _local_redis() -> RedisServer:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise HarnessError(f"redis-server not found: {_INSTALL_HINT}")
-    workdir = _make_workdir("emissions-redis-")
-    servers: dict[int, _LocalProcess] = {}
-
-    def make(port: int) -> _LocalProcess:
-        argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        argv += ["--appendonly", "no", "--daemonize", "no", "--dir", str(workdir)]
-        url = _redis_local_url(port)
-        servers[port] = _LocalProcess(
-            "redis", argv, workdir, _redis_probe(url), _redis_shutdown_save(url)
-        )
-        return servers[port]
-
-    try:
-        port = _start_on_free_port(make)
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
-    return RedisServer(_redis_local_url(port), servers[port], "local")
-
-
-def _redis_local_url(port: int) -> str:
-    return f"redis://127.0.0.1:{port}/0"
+    server, control = _start_local(
+        "emissions-redis-", lambda workdir, port: LocalRedis(workdir, port, durable=False)
+    )
+    return RedisServer(server.url, control, "local")
 
 
 # --------------------------------------------------------------------------- containers
@@ -602,7 +420,7 @@ def _container_postgres(*, durable: bool = False) -> PostgresServer:
         "postgres:15", username="postgres", password="postgres", dbname="postgres", driver=None
     )
     container.with_bind_ports(5432, port)
-    fast = "".join(f" -c {key}={value}" for key, value in _FAST.items())
+    fast = "".join(f" -c {key}={value}" for key, value in NON_DURABLE.items())
     container.with_command(f"postgres{'' if durable else fast} -c max_connections=200")
     container.start()
     host, mapped = container.get_container_host_ip(), container.get_exposed_port(5432)

@@ -1,10 +1,12 @@
-"""`emissions run`: one command brings up a seeded stack; Ctrl-C stops it; data survives."""
+"""`emissions run`: one command brings up a seeded stack; Ctrl-C stops it; data survives;
+`emissions reset` wipes it."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli.localservers import SHARED_DATA_ROOT, LocalPostgres, default_data_dir, server_user
 from tests.conftest import free_socket
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,12 +27,30 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _run_once(tmp_path: Path, env: dict[str, str]) -> tuple[str, list[dict[str, object]]]:
+def _env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "PORT", "RUN_DATA_DIR")
+    }
+    env.update(
+        RUN_PG_PORT=str(_free_port()),
+        RUN_REDIS_PORT=str(_free_port()),
+        PORT=str(_free_port()),
+        LOG_JSON="true",
+        **extra,
+    )
+    return env
+
+
+async def _run_once(
+    tmp_path: Path, env: dict[str, str], project: Path = ROOT
+) -> tuple[str, list[dict[str, object]], str]:
     log = tmp_path / f"run-{len(list(tmp_path.glob('run-*')))}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cli", "run"],
-            cwd=ROOT,
+            cwd=project,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -50,28 +71,53 @@ async def _run_once(tmp_path: Path, env: dict[str, str]) -> tuple[str, list[dict
         code = await asyncio.to_thread(proc.wait, 60)
     assert code == 0
     assert log.read_text().rstrip().endswith("stopped")
-    return key.group(1), sites
+    return key.group(1), sites, text
 
 
 async def test_run_brings_up_a_seeded_stack_and_restarts_warm(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PORT")}
     # pytest's temp dirs are private to root; Postgres runs as `postgres` when we are root.
     for directory in (tmp_path, *tmp_path.parents[:2]):
         directory.chmod(directory.stat().st_mode | 0o011)
-    env.update(
-        RUN_DATA_DIR=str(tmp_path / "data"),
-        RUN_PG_PORT=str(_free_port()),
-        RUN_REDIS_PORT=str(_free_port()),
-        PORT=str(_free_port()),
-        LOG_JSON="true",
-    )
-    first_key, first_sites = await _run_once(tmp_path, env)
+    env = _env(RUN_DATA_DIR=str(tmp_path / "data"))
+    first_key, first_sites, text = await _run_once(tmp_path, env)
+    assert f"data           {tmp_path / 'data'}" in text
     assert [s["name"] for s in first_sites] == [
         "Permian Pad 7",
         "Eagle Ford CS-2",
         "Bakken Well 14",
         "Marcellus Station 3",
     ]
-    second_key, second_sites = await _run_once(tmp_path, env)
+    second_key, second_sites, _ = await _run_once(tmp_path, env)
     assert second_key == first_key  # the demo device survived the restart
     assert [s["id"] for s in second_sites] == [s["id"] for s in first_sites]
+
+
+async def test_run_from_a_clone_postgres_cannot_reach_keeps_its_data_where_it_can(
+    tmp_path: Path,
+) -> None:
+    """As root, Postgres runs as `postgres`, which cannot traverse a mode-0700 parent (like
+    /root): the stack still starts, with its data in a directory named in the banner, and
+    `emissions reset` wipes that directory. Not root: the data stays in the clone's .data/."""
+    clone = tmp_path / "private" / "trial"
+    for package in ("api", "cli", "domain", "service", "sql", "tools", "worker"):
+        shutil.copytree(ROOT / package, clone / package, ignore=shutil.ignore_patterns("__pyc*"))
+    (tmp_path / "private").chmod(0o700)
+    expected = default_data_dir(clone, server_user())
+    if os.geteuid() == 0:
+        assert expected.parent == SHARED_DATA_ROOT
+    else:
+        assert expected == clone / ".data"
+    env = _env()
+    try:
+        _, sites, text = await _run_once(tmp_path, env, project=clone)
+        assert len(sites) == 4
+        assert f"data           {expected}" in text
+        assert (expected / "postgres" / "PG_VERSION").is_file()
+        assert (expected / "demo-device-key").is_file()
+    finally:
+        LocalPostgres(expected, 0).stop()  # only if the run failed to
+        reset = subprocess.run(
+            [sys.executable, "-m", "cli", "reset"], cwd=clone, env=env, capture_output=True
+        )
+    assert reset.returncode == 0, reset.stderr
+    assert not expected.exists()
