@@ -18,6 +18,7 @@ from cli import (
     run,
     serve,
     simulate,
+    sites,
     subscriptions,
     tokens,
 )
@@ -32,6 +33,7 @@ COMMANDS = (
     run,
     outbox,
     aggregates,
+    sites,
     devices,
     tokens,
     subscriptions,

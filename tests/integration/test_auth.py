@@ -219,6 +219,25 @@ async def test_cli_keys_and_tokens(
         headers={"Authorization": f"Bearer {key}"},
     )
     assert gone.status_code == 401
+    cli_actions = "SELECT action FROM ops_audit WHERE actor = 'cli' ORDER BY id"
+    assert [r["action"] for r in await conn.fetch(cli_actions)] == [
+        "device.create",
+        "token.create",
+        "token.revoke",
+        "device.revoke",
+    ]
+
+
+async def test_cli_lists_sites_with_their_year_against_the_limit(
+    client: httpx.AsyncClient, db_url: str
+) -> None:
+    site = await make_site(client, limit_kg=2000)
+    listed = await run_cli("sites", "list", env={"DATABASE_URL": db_url, "LOG_JSON": "true"})
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [line for line in listed.stdout.splitlines() if line.split()[0] == str(site)]
+    assert "0.0 kg" in line
+    assert "of 2,000" in line
+    assert line.rstrip().endswith("ok")
 
 
 async def test_no_secret_reaches_logs_errors_or_metrics(
