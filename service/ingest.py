@@ -243,7 +243,6 @@ def _array_literal(values: list[Any]) -> str:
 async def _record(conn: asyncpg.Connection, batch: Submission, *, fast: bool) -> Outcome:
     q = queries.load("ingest")
     batch_id = uuid4()
-    stamps, kgs = batch.arrays()
     async with conn.transaction():
         if not await conn.fetchval(q["try_lock_key"], batch.lock_id):
             raise KeyInFlight()
@@ -251,27 +250,7 @@ async def _record(conn: asyncpg.Connection, batch: Submission, *, fast: bool) ->
             # The answer if everything is new; the statement stores it only if so.
             receipt = _receipt(batch_id, batch, [])
             body = _encode(receipt)
-            try:
-                found = await conn.fetchrow(
-                    q["insert_new_batch_event_and_answer"],
-                    batch.scope,
-                    batch.key,
-                    batch.site_id,
-                    stamps,
-                    kgs,
-                    batch.device_id,
-                    batch_id,
-                    batch.request_id,
-                    batch.ordered[0][0],
-                    batch.ordered[-1][0],
-                    batch.fingerprint,
-                    ACCEPTED,
-                    body,
-                    batch.retention,
-                    batch.key_id,
-                )
-            except asyncpg.UniqueViolationError as exc:
-                raise _Overlap() from exc  # leaving the block rolls the transaction back
+            found = await _insert_if_all_new(conn, q, batch, batch_id, body)
         else:
             found = await conn.fetchrow(
                 q["find_answer_check_site_and_key"],
@@ -295,33 +274,70 @@ async def _record(conn: asyncpg.Connection, batch: Submission, *, fast: bool) ->
             return Outcome(
                 ACCEPTED, body, replayed=False, receipt=receipt, event_id=found["event_id"]
             )
-        # Careful path: some window of the batch may be stored already.
-        row = await conn.fetchrow(
-            q["insert_new_readings_and_event_list_others"],
+        return await _insert_what_is_new(conn, q, batch, batch_id)
+
+
+async def _insert_if_all_new(
+    conn: asyncpg.Connection, q: dict[str, str], batch: Submission, batch_id: UUID, body: bytes
+) -> asyncpg.Record | None:
+    """Fast path: with the key's stored answer, the site and the device key, in one round
+    trip; stores everything only if every reading is new (`fast`)."""
+    stamps, kgs = batch.arrays()
+    try:
+        return await conn.fetchrow(
+            q["insert_new_batch_event_and_answer"],
+            batch.scope,
+            batch.key,
             batch.site_id,
             stamps,
             kgs,
             batch.device_id,
             batch_id,
             batch.request_id,
-        )
-        assert row is not None  # an aggregate without GROUP BY returns one row
-        others = await _stored_values(conn, q["stored_values"], batch.site_id, row)
-        receipt = _receipt(batch_id, batch, others, row["accepted"])
-        body = _encode(receipt)
-        saved = await conn.execute(
-            q["save_answer"],
-            batch.scope,
-            batch.key,
+            batch.ordered[0][0],
+            batch.ordered[-1][0],
             batch.fingerprint,
-            batch.site_id,
-            batch_id,
             ACCEPTED,
             body,
             batch.retention,
+            batch.key_id,
         )
-        if saved != "INSERT 0 1":  # the lock and lookup above make this unreachable
-            raise ServiceError("idempotency record was not written")
+    except asyncpg.UniqueViolationError as exc:
+        raise _Overlap() from exc  # leaving the transaction block rolls it back
+
+
+async def _insert_what_is_new(
+    conn: asyncpg.Connection, q: dict[str, str], batch: Submission, batch_id: UUID
+) -> Outcome:
+    """Careful path: some window of the batch may be stored already; insert the rest, itemise
+    duplicates and conflicts, and store the answer under the key."""
+    stamps, kgs = batch.arrays()
+    row = await conn.fetchrow(
+        q["insert_new_readings_and_event_list_others"],
+        batch.site_id,
+        stamps,
+        kgs,
+        batch.device_id,
+        batch_id,
+        batch.request_id,
+    )
+    assert row is not None  # an aggregate without GROUP BY returns one row
+    others = await _stored_values(conn, q["stored_values"], batch.site_id, row)
+    receipt = _receipt(batch_id, batch, others, row["accepted"])
+    body = _encode(receipt)
+    saved = await conn.execute(
+        q["save_answer"],
+        batch.scope,
+        batch.key,
+        batch.fingerprint,
+        batch.site_id,
+        batch_id,
+        ACCEPTED,
+        body,
+        batch.retention,
+    )
+    if saved != "INSERT 0 1":  # the lock and lookup above make this unreachable
+        raise ServiceError("idempotency record was not written")
     return Outcome(ACCEPTED, body, replayed=False, receipt=receipt, event_id=row["event_id"])
 
 
