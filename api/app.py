@@ -54,6 +54,7 @@ async def _connect(settings: Settings) -> asyncpg.Pool:
 
 def create_app(settings: Settings | None = None) -> RequestContext:
     settings = settings or Settings.from_env()
+    settings.check_production()  # no development secrets in production, whoever starts us
     configure_logging(settings.log_level, settings.log_json)
 
     @asynccontextmanager

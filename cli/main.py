@@ -25,6 +25,8 @@ from cli import (
 from service.infra.logs import configure_logging
 from service.infra.settings import Settings
 
+# Commands that serve: in production they refuse development secrets before starting anything.
+SERVING = {"serve", "worker", "run"}
 # Each module adds its nouns' subcommands; the order is the order of `emissions --help`.
 COMMANDS = (
     migrate,
@@ -54,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
+    if args.command in SERVING and (problems := settings.production_problems()):
+        print("ENVIRONMENT=production refuses to start:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
     command: Any = args.run
     if getattr(args, "sync", False):
         return int(command(settings, args))

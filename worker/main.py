@@ -93,6 +93,7 @@ async def supervise(settings: Settings) -> None:
 
 
 def run(settings: Settings) -> int:
+    settings.check_production()  # no development secrets in production
     configure_logging(settings.log_level, settings.log_json)
     # uvloop (as uvicorn uses for the API): its socket I/O is what a worker mostly does.
     uvloop.run(supervise(settings))

@@ -13,10 +13,16 @@ from msgspec import Meta
 from domain.co2e import Gwp, GwpVersion, gwp
 from domain.readings import BatchLimits
 
+DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 - public on purpose: development only
+MIN_PRODUCTION_TOKEN_CHARS = 32
 PositiveInt = Annotated[int, Meta(gt=0)]
 PositiveFloat = Annotated[float, Meta(gt=0)]
 NonNegativeFloat = Annotated[float, Meta(ge=0)]
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
+
+
+class UnsafeSettings(ValueError):
+    """Production settings that would expose the engine (development secrets)."""
 
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -52,7 +58,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     nudge_timeout_s: PositiveFloat = 0.25
     outbox_retention_days: PositiveInt = 7
     # Named operator tokens, "name:token,name:token". The development default is public.
-    admin_tokens: str = "dev:dev-admin-token"
+    admin_tokens: str = f"dev:{DEV_ADMIN_TOKEN}"
     worker_metrics_port: int = 0  # > 0: the worker serves Prometheus metrics on this port
     device_rate_per_s: PositiveFloat = 20.0
     device_burst: PositiveFloat = 40.0
@@ -100,6 +106,36 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         """token -> name; entries without a name or token are ignored."""
         pairs = (entry.partition(":") for entry in self.admin_tokens.split(","))
         return {token.strip(): name.strip() for name, _, token in pairs if name and token}
+
+    def production_problems(self) -> list[str]:
+        """Why these settings must not serve production (empty in development, or when safe)."""
+        if self.environment != "production":
+            return []
+        tokens = self.admin_token_map
+        problems = []
+        if not tokens:
+            problems.append("ADMIN_TOKENS is empty")
+        for token, name in tokens.items():
+            if token == DEV_ADMIN_TOKEN:
+                problems.append(f"ADMIN_TOKENS: {name!r} has the public development token")
+            elif len(token) < MIN_PRODUCTION_TOKEN_CHARS:
+                problems.append(
+                    f"ADMIN_TOKENS: the token of {name!r} has {len(token)} characters,"
+                    f" fewer than {MIN_PRODUCTION_TOKEN_CHARS}"
+                )
+        if problems:
+            problems.append(
+                "set ADMIN_TOKENS=name:token[,name:token...] with tokens of at least"
+                f" {MIN_PRODUCTION_TOKEN_CHARS} random characters, e.g. ADMIN_TOKENS=ops:$(python3"
+                " -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return problems
+
+    def check_production(self) -> None:
+        """Refuse (UnsafeSettings) to serve production with development secrets."""
+        problems = self.production_problems()
+        if problems:
+            raise UnsafeSettings("ENVIRONMENT=production refuses to start: " + "; ".join(problems))
 
     @property
     def idempotency_retention(self) -> timedelta:

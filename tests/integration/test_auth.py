@@ -157,12 +157,14 @@ async def test_production_mode_protects_reads_but_not_health(
         database_url=settings.database_url,
         redis_url=settings.redis_url,
         environment="production",
-        admin_tokens="ops-team:s3cret-token-for-prod",
+        admin_tokens="ops-team:s3cret-token-for-prod-0123456789abcdef",
     )
     async with RunningApi(prod) as api, httpx.AsyncClient(base_url=api.url) as anon:
         for path in ("/v1/sites", "/v1/ops/queue", "/v1/ops/outbox", "/metrics"):
             assert (await anon.get(path)).status_code == 401, path
-            authed = await anon.get(path, headers={"Authorization": "Bearer s3cret-token-for-prod"})
+            authed = await anon.get(
+                path, headers={"Authorization": "Bearer s3cret-token-for-prod-0123456789abcdef"}
+            )
             assert authed.status_code == 200, path
         # The development token means nothing here.
         dev = await anon.get("/v1/sites", headers={"Authorization": "Bearer dev-admin-token"})

@@ -441,7 +441,7 @@ async def test_reports_are_open_in_development_and_need_a_token_in_production(
         database_url=settings.database_url,
         redis_url=settings.redis_url,
         environment="production",
-        admin_tokens="ops:prod-token",
+        admin_tokens="ops:prod-token-0123456789abcdef0123456789",
     )
     async with RunningApi(prod) as api, httpx.AsyncClient(base_url=api.url) as http:
         path = f"/v1/sites/{site}/reports?format=csv"
@@ -451,6 +451,8 @@ async def test_reports_are_open_in_development_and_need_a_token_in_production(
         assert (
             await http.get(path, headers={"Authorization": "Bearer dev-admin-token"})
         ).status_code == 401
-        allowed = await http.get(path, headers={"Authorization": "Bearer prod-token"})
+        allowed = await http.get(
+            path, headers={"Authorization": "Bearer prod-token-0123456789abcdef0123456789"}
+        )
         assert allowed.status_code == 200
         assert allowed.headers["content-type"] == "text/csv; charset=utf-8"
