@@ -13,6 +13,7 @@ import os
 import pwd
 import shlex
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -153,9 +154,18 @@ class LocalPostgres:
         )
 
     def running(self) -> bool:
-        if not (self.pgdata / "PG_VERSION").exists():
-            return False
-        return self._run("pg_ctl", "status", "-D", str(self.pgdata)).returncode == 0
+        return self._pid() is not None
+
+    def _pid(self) -> int | None:
+        """The postmaster's pid while it runs. Read by us, not by pg_ctl as the server user:
+        we can always read the directory we made, even if a parent has since been closed to
+        that user (pytest re-closes its temp root at each session start)."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
 
     def start(self) -> bool:
         """Start it (initialising the data directory on first use); False if already running."""
@@ -172,20 +182,8 @@ class LocalPostgres:
             **self.settings,
         }
         options = " ".join(f"-c {shlex.quote(f'{k}={v}')}" for k, v in settings.items())
-        timeout = str(START_TIMEOUT_S)
-        done = self._run(
-            "pg_ctl",
-            "start",
-            "-D",
-            str(self.pgdata),
-            "-o",
-            options,
-            "-l",
-            str(self.log),
-            "-w",
-            "-t",
-            timeout,
-        )
+        args = ["-D", str(self.pgdata), "-o", options, "-l", str(self.log)]
+        done = self._run("pg_ctl", "start", *args, "-w", "-t", str(START_TIMEOUT_S))
         if done.returncode != 0:
             self.stop()  # a server that was still starting at the timeout
             log = _tail(self.log)
@@ -195,8 +193,22 @@ class LocalPostgres:
 
     def stop(self) -> None:
         """Fast shutdown (rolls back open transactions); returns once it has exited."""
-        if self.running():
-            self._run("pg_ctl", "stop", "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "60")
+        pid = self._pid()
+        if pid is None:
+            return
+        # SIGINT is what `pg_ctl stop -m fast` sends; SIGQUIT, an immediate shutdown.
+        for signum, patience_s in ((signal.SIGINT, START_TIMEOUT_S), (signal.SIGQUIT, 10)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+            deadline = time.monotonic() + patience_s
+            # The postmaster removes its pid file last; not our child, we cannot wait() for it.
+            while self._pid() == pid:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            else:
+                return
+        raise LocalServerError(f"postgres (pid {pid}) did not stop; see {self.log}")
 
     def _initdb(self) -> None:
         if (self.pgdata / "PG_VERSION").exists():

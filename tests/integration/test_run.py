@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -75,12 +76,19 @@ async def _run_once(
 
 
 async def test_run_brings_up_a_seeded_stack_and_restarts_warm(tmp_path: Path) -> None:
-    # pytest's temp dirs are private to root; Postgres runs as `postgres` when we are root.
-    for directory in (tmp_path, *tmp_path.parents[:2]):
-        directory.chmod(directory.stat().st_mode | 0o011)
-    env = _env(RUN_DATA_DIR=str(tmp_path / "data"))
+    # Not in pytest's temp dirs: Postgres runs as `postgres` when we are root, and pytest makes
+    # its temp root private again whenever a session starts.
+    data = Path(tempfile.mkdtemp(prefix="emissions-run-test-", dir="/tmp"))
+    try:
+        await _restart_warm(tmp_path, _env(RUN_DATA_DIR=str(data)), data)
+    finally:
+        LocalPostgres(data, 0).stop()  # only if a run failed to
+        shutil.rmtree(data)
+
+
+async def _restart_warm(tmp_path: Path, env: dict[str, str], data: Path) -> None:
     first_key, first_sites, text = await _run_once(tmp_path, env)
-    assert f"data           {tmp_path / 'data'}" in text
+    assert f"data           {data}" in text
     assert [s["name"] for s in first_sites] == [
         "Permian Pad 7",
         "Eagle Ford CS-2",
