@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import structlog
-from arq.connections import ArqRedis
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -30,7 +29,7 @@ from api.routes import (
     subscriptions,
 )
 from service.infra import db, migrations
-from service.infra.doorbell import Doorbell
+from service.infra.doorbell import Doorbell, doorbell_redis
 from service.infra.logs import configure_logging
 from service.infra.settings import Settings
 from service.ingest import Ingest
@@ -61,11 +60,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = await _connect(settings)
         # Redis is a doorbell: short timeouts, and nothing waits for it at startup.
-        redis = ArqRedis.from_url(
-            settings.redis_url,
-            socket_connect_timeout=settings.nudge_timeout_s,
-            socket_timeout=settings.nudge_timeout_s,
-        )
+        redis = doorbell_redis(settings.redis_url, timeout_s=settings.nudge_timeout_s)
         doorbell = Doorbell(redis, timeout_s=settings.nudge_timeout_s)
         try:
             async with db.connection(pool) as conn:

@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from service.drain import drain_until_idle
+from service.infra.doorbell import decode_job, encode_job
 from service.infra.errors import DatabaseUnavailable
 from service.infra.logs import configure_logging
 from service.infra.settings import Settings
@@ -29,7 +30,9 @@ async def _run_arq(runtime: Runtime) -> None:
     # supervise() drains from Postgres between attempts, which it can only do if arq gives up.
     redis_settings = RedisSettings.from_dsn(runtime.settings.redis_url)
     redis_settings.conn_retries = 0
-    redis = await create_pool(redis_settings)
+    redis = await create_pool(
+        redis_settings, job_serializer=encode_job, job_deserializer=decode_job
+    )
     worker = Worker(
         **arq_options(runtime.settings),
         redis_pool=redis,

@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from arq import cron, func
 
-from service.infra.doorbell import DRAIN_JOB
+from service.infra.doorbell import DRAIN_JOB, decode_job, encode_job
 from service.infra.settings import Settings
 from worker import jobs
 
@@ -40,6 +40,9 @@ def arq_options(settings: Settings) -> dict[str, Any]:
                 jobs.maintain, name="maintain", minute=7, second=0, run_at_startup=True, max_tries=1
             ),
         ],
+        # Jobs are JSON both ways: a job pickled into Redis by hand is refused, never run.
+        "job_serializer": encode_job,
+        "job_deserializer": decode_job,
         "on_startup": _started,
         "on_shutdown": _stopped,
         "max_jobs": settings.worker_max_jobs,

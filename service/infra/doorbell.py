@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
+import msgspec
 import structlog
 from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
 
 DRAIN_JOB = "drain"
 # A fixed job id: while one drain job is queued, further nudges coalesce into it.
 DRAIN_JOB_ID = "drain:nudge"
 log = structlog.get_logger("nudge")
+
+
+def encode_job(data: dict[str, Any]) -> bytes:
+    """arq's job (and result) records as JSON; anything JSON cannot hold becomes its text."""
+    return msgspec.json.encode(data, enc_hook=str)
+
+
+def decode_job(raw: bytes) -> dict[str, Any]:
+    """A job record is data, never code: JSON only, so a pickle pushed into Redis by anyone
+    who can reach it is refused (arq fails that job) instead of run."""
+    return msgspec.json.decode(raw, type=dict[str, Any])
+
+
+def doorbell_redis(url: str, *, timeout_s: float) -> ArqRedis:
+    """The API's Redis client for ringing: short timeouts, jobs as JSON."""
+    pool = ConnectionPool.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    return ArqRedis(pool, job_serializer=encode_job, job_deserializer=decode_job)
 
 
 class Doorbell:

@@ -35,6 +35,7 @@ async def test_commits_ring_one_coalesced_job_that_an_arq_worker_drains(
         worker = Worker(
             functions=options["functions"],
             on_startup=options["on_startup"],
+            job_deserializer=options["job_deserializer"],
             redis_pool=redis,
             burst=True,
             poll_delay=0.05,
