@@ -6,6 +6,11 @@ Devices buffer readings and send them late and out of order. The client injects 
 response lost after the server committed, a timeout, a reset in the middle of the body. Every
 batch is retried with its Idempotency-Key until acknowledged, and some are re-sent later under
 a new key (a rebooted device), which must count as duplicates.
+
+Simulated time runs faster than real time (each batch moves its device's clock on by its
+windows), so the clocks start far enough in the past for the whole run to fit before now, and
+a device never reports a window that has not begun: a run of any length stays acceptable to
+the server's MAX_FUTURE_S rule.
 """
 
 from __future__ import annotations
@@ -32,7 +37,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 WINDOW = timedelta(minutes=1)
+READINGS_PER_BATCH = (1, 30)
 FAULTS = ("lost_response", "timeout", "reset_mid_body")
+EARLIEST = datetime(2000, 1, 2, tzinfo=UTC)  # a day after the server's default EARLIEST_READING
+HOURLY_SPAN = timedelta(days=400)  # the most GET /v1/sites/{id}/hourly returns at once
 
 
 @dataclass
@@ -47,9 +55,15 @@ class Device:
     leak_kg_h: float = 0.0
     buffer: list[dict[str, Any]] = field(default_factory=list)
 
-    def next_readings(self, rng: random.Random, n: int) -> list[tuple[datetime, float]]:
+    def next_readings(
+        self, rng: random.Random, n: int, now: datetime
+    ) -> list[tuple[datetime, float]]:
+        """Up to n readings of the next windows; fewer (maybe none) once the clock is at `now`:
+        a device cannot measure a window that has not begun (the server would refuse it)."""
         out = []
         for _ in range(n):
+            if self.clock + WINDOW + timedelta(seconds=self.slot_s) > now:
+                break
             self.clock += WINDOW
             if self.leak_left == 0 and rng.random() < 0.002:
                 self.leak_left, self.leak_kg_h = rng.randint(10, 90), rng.uniform(100, 400)
@@ -62,9 +76,30 @@ class Device:
         return out
 
 
+def clock_start(now: datetime, opts: Options) -> datetime:
+    """Where every device's clock starts: far enough back that its share of the run's batches
+    fits before `now` (devices are picked at random: a quarter more, and a day, to spare), at
+    least three days back, and never before 2000."""
+    batches_per_device = opts.rate * opts.duration_s / max(1, opts.devices)
+    windows = math.ceil(batches_per_device * sum(READINGS_PER_BATCH) / 2 * 1.25 + 24 * 60)
+    windows = min(windows, (now - EARLIEST) // WINDOW)  # also keeps the span representable
+    span = max(timedelta(days=3), WINDOW * windows)
+    return max(EARLIEST, now.replace(second=0, microsecond=0) - span)
+
+
+def hourly_spans(first: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """[first, end) in pieces the hourly endpoint answers in one request each."""
+    spans = []
+    while first < end:
+        spans.append((first, min(end, first + HOURLY_SPAN)))
+        first += HOURLY_SPAN
+    return spans
+
+
 @dataclass
 class Stats:
     batches: int = 0
+    caught_up: int = 0  # batches not sent: their device had reported every begun window
     acknowledged: int = 0
     tries: int = 0
     replays: int = 0
@@ -156,7 +191,7 @@ async def simulate(opts: Options, console: Console) -> int:
         base_url=opts.base_url, headers={"Authorization": f"Bearer {opts.admin_token}"}, timeout=30
     )
     run = uuid.uuid4().hex[:6]
-    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=3)
+    start = clock_start(datetime.now(UTC), opts)
     devices: list[Device] = []
     try:
         site_ids = []
@@ -212,7 +247,12 @@ async def simulate(opts: Options, console: Console) -> int:
 
             async def one_batch() -> None:
                 device = rng.choice(devices)
-                readings = device.next_readings(rng, rng.randint(1, 30))
+                readings = device.next_readings(
+                    rng, rng.randint(*READINGS_PER_BATCH), datetime.now(UTC)
+                )
+                if not readings:
+                    stats.caught_up += 1
+                    return
                 for ts, kg in readings:
                     sent[(device.site_id, ts)] = kg
                 batch = [{"ts": ts.isoformat(), "methane_kg": kg} for ts, kg in readings]
@@ -296,16 +336,11 @@ async def _verify(
     for site in site_ids:
         view = (await admin.get(f"/v1/sites/{site}")).json()
         hours = [h for (s, h) in expected_hour if s == site]
-        series = (
-            await admin.get(
-                f"/v1/sites/{site}/hourly",
-                params={
-                    "from": min(hours).isoformat(),
-                    "to": (max(hours) + timedelta(hours=1)).isoformat(),
-                },
-            )
-        ).json()["hours"]
-        got = {datetime.fromisoformat(h["hour"]): h["total_kg"] for h in series}
+        got = {}
+        for first, end in hourly_spans(min(hours), max(hours) + timedelta(hours=1)):
+            params = {"from": first.isoformat(), "to": end.isoformat()}
+            series = (await admin.get(f"/v1/sites/{site}/hourly", params=params)).json()
+            got.update({datetime.fromisoformat(h["hour"]): h["total_kg"] for h in series["hours"]})
         bad_hours = sum(1 for h in hours if got.get(h) != float(expected_hour[(site, h)])) + len(
             set(got) - set(hours)
         )
@@ -324,6 +359,7 @@ async def _verify(
     console.print(table)
     console.print(
         f"batches {stats.batches}, acknowledged {stats.acknowledged}, tries {stats.tries}, "
+        f"not sent as their device had caught up with now {stats.caught_up}, "
         f"replayed answers {stats.replays}, sent late {stats.late}, "
         f"re-sent readings counted as duplicates {stats.resent_duplicates}, "
         f"faults {dict(stats.faults)}, statuses {dict(stats.statuses)}"
