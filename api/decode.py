@@ -49,6 +49,8 @@ async def decode_json(request: Request[Any, Any, Any], decoder: msgspec.json.Dec
         raise InvalidBody([field_error(exc)]) from exc
     except msgspec.DecodeError as exc:
         raise MalformedJson(f"The body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # valid JSON, nested deeper than any of our bodies allows
+        raise InvalidBody([FieldError("", "the body is nested too deeply")]) from exc
 
 
 def body_operation(

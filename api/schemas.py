@@ -11,6 +11,7 @@ from msgspec import UNSET, Meta, UnsetType
 from domain.co2e import Gwp
 from domain.receipts import Conflict, IngestReceipt
 from service.devices import DeviceKey
+from service.infra.db import MAX_ID
 from service.outbox import QueueStats
 from service.sites import SiteView
 
@@ -35,6 +36,7 @@ WindowStart = Annotated[
     Meta(tz=True, description="Start of the measurement window, RFC 3339 with an explicit offset"),
 ]
 MethaneKg = Annotated[float, Meta(ge=0, description="kg CH4 emitted in the window (finite)")]
+RowId = Annotated[int, Meta(ge=1, le=MAX_ID, description="A row id (a positive bigint)")]
 SiteName = Annotated[str, Meta(min_length=1, max_length=200)]
 LimitKg = Annotated[float, Meta(gt=0, le=1e15, description="Annual emission limit, kg CH4")]
 Metadata = Annotated[dict[str, Any], Meta(description="Free-form site attributes")]
@@ -160,7 +162,7 @@ class ReplayRequest(Base):
     site_id). dry_run answers what would be replayed, changing nothing."""
 
     event_ids: Annotated[list[int], Meta(min_length=1, max_length=10_000)] | None = None
-    site_id: int | None = None
+    site_id: RowId | None = None
     start: datetime | None = msgspec.field(default=None, name="from")
     end: datetime | None = msgspec.field(default=None, name="to")
     all_dead: bool = False

@@ -14,9 +14,10 @@ _encode = msgspec.json.Encoder().encode
 
 
 def canonical(readings: Sequence[Reading]) -> list[tuple[datetime, float]]:
-    """(window start in UTC, kg) ordered by window: what the batch means, however spelled."""
+    """(window start in UTC, kg) ordered by window: what the batch means, however spelled.
+    -0.0 kg is 0.0 kg (adding 0.0 turns the one into the other and changes nothing else)."""
     stamps = [r.ts.astimezone(UTC) for r in readings]
-    return sorted(zip(stamps, [r.methane_kg for r in readings], strict=True))
+    return sorted(zip(stamps, [r.methane_kg + 0.0 for r in readings], strict=True))
 
 
 def canonical_fingerprint(device_id: str, batch: list[tuple[datetime, float]]) -> bytes:

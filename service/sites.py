@@ -10,10 +10,11 @@ import msgspec
 
 from domain.co2e import Gwp, gwp, t_co2e
 from domain.limits import LimitStatus, limit_status, percent_of_limit
+from domain.sites import metadata_errors, name_errors
 from service import audit
 from service.infra import queries
 from service.infra.db import valid_id
-from service.infra.errors import DuplicateSiteName, SiteNotFound
+from service.infra.errors import DuplicateSiteName, InvalidInput, SiteNotFound
 
 DEFAULT_GWP = gwp("AR6-fossil")
 
@@ -77,6 +78,7 @@ async def create_site(
     factor: Gwp = DEFAULT_GWP,
 ) -> SiteView:
     """A new site, audited."""
+    _check(name, metadata)
     async with conn.transaction():
         try:
             site_id = await conn.fetchval(
@@ -104,6 +106,7 @@ async def update_site(
     factor: Gwp = DEFAULT_GWP,
 ) -> SiteView:
     """Change the given fields of a site, audited (with the names of the fields changed)."""
+    _check(name, metadata)
     if not valid_id(site_id):
         raise SiteNotFound(f"site {site_id} does not exist")
     fields = {
@@ -130,6 +133,15 @@ async def update_site(
         params = {"site_id": site_id, "fields": changed}
         await audit.record(conn, actor=actor, action="site.update", params=params)
     return await get_site(conn, site_id=site_id, factor=factor)
+
+
+def _check(name: str | None, metadata: dict[str, Any] | None) -> None:
+    errors = [
+        *(name_errors(name) if name is not None else []),
+        *(metadata_errors(metadata) if metadata is not None else []),
+    ]
+    if errors:
+        raise InvalidInput(errors)
 
 
 async def get_site(
