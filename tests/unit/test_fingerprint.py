@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.fingerprint import batch_fingerprint
 from domain.readings import Window
+from tests.unit.strategies import batches, offsets
 
 T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 T1 = datetime(2026, 1, 5, 0, 15, tzinfo=UTC)
@@ -75,3 +80,23 @@ def test_fingerprint_bytes_are_stable_across_releases() -> None:
     assert batch_fingerprint("pad-7", batch).hex() == (
         "fd91019be27b11c8fe3ab5f834fca08ae8aa992c44e62f97f863fe2910fc0505"
     )
+
+
+# --------------------------------------------------------------------------- any batch
+
+
+@given(batches, st.randoms(), offsets)
+def test_fingerprint_ignores_order_and_offset_spelling(
+    batch: list[Window], rnd: random.Random, tz: timezone
+) -> None:
+    respelled = [Window(w.ts.astimezone(tz), w.methane_kg) for w in batch]
+    rnd.shuffle(respelled)
+    assert batch_fingerprint("d", respelled) == batch_fingerprint("d", batch)
+
+
+@given(batches, st.data())
+def test_fingerprint_changes_with_any_value(batch: list[Window], data: st.DataObject) -> None:
+    i = data.draw(st.integers(0, len(batch) - 1))
+    changed = list(batch)
+    changed[i] = Window(batch[i].ts, batch[i].methane_kg + 0.5)
+    assert batch_fingerprint("d", changed) != batch_fingerprint("d", batch)

@@ -1,13 +1,18 @@
-"""check_batch: every ingest rule, each broken rule reported with a JSON pointer."""
+"""check_batch: every ingest rule, each broken rule reported with a JSON pointer; any batch
+within the rules is accepted, any other refused."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.errors import FieldError, InvalidBatch
 from domain.readings import BatchLimits, Window, check_batch
+from tests.unit.strategies import batches, kgs, offsets
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 LIMITS = BatchLimits(
@@ -138,3 +143,64 @@ def test_every_broken_rule_is_reported_at_once_in_order() -> None:
 def test_invalid_batch_message_is_its_docstring() -> None:
     with pytest.raises(InvalidBatch, match="breaks one or more ingest rules"):
         check_batch([], limits=LIMITS, now=NOW)
+
+
+# --------------------------------------------------------------------------- any batch
+
+# The default limits, and a clock after every instant the strategies draw.
+DEFAULTS = BatchLimits()
+JUNE = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+@given(batches)
+def test_any_batch_within_the_limits_is_accepted(batch: list[Window]) -> None:
+    assert check_batch(batch, limits=DEFAULTS, now=JUNE) is None
+
+
+@given(batches, st.data())
+def test_a_repeated_window_is_always_rejected_whatever_its_spelling(
+    batch: list[Window], data: st.DataObject
+) -> None:
+    i = data.draw(st.integers(0, len(batch) - 1))
+    tz = data.draw(offsets)
+    repeated = [*batch, Window(batch[i].ts.astimezone(tz), batch[i].methane_kg)]
+    try:
+        check_batch(repeated, limits=DEFAULTS, now=JUNE)
+    except InvalidBatch as exc:
+        assert any(e.detail.startswith("repeats the window") for e in exc.errors)
+    else:
+        raise AssertionError("a repeated window was accepted")
+
+
+any_kgs = st.one_of(
+    kgs, st.floats(allow_nan=True, allow_infinity=True), st.just(-0.001), st.just(1e6 + 1)
+)
+any_stamps = st.one_of(
+    st.datetimes(min_value=datetime(1999, 1, 1), max_value=datetime(2026, 6, 2), timezones=offsets),
+    st.datetimes(min_value=datetime(1999, 1, 1), max_value=datetime(2026, 6, 2)),  # naive
+)
+
+
+@given(st.lists(st.builds(Window, any_stamps, any_kgs), min_size=1, max_size=30))
+def test_a_batch_is_accepted_exactly_when_every_reading_keeps_every_rule(
+    batch: list[Window],
+) -> None:
+    # check_batch answers the usual batch with whole-batch min/max/sum/set checks and walks
+    # the readings only to itemise errors: it must agree with this reading-by-reading rule.
+    def keeps(w: Window) -> bool:
+        aware = w.ts.utcoffset() is not None
+        return (
+            aware
+            and DEFAULTS.earliest <= w.ts <= JUNE + DEFAULTS.max_future
+            and math.isfinite(w.methane_kg)
+            and 0 <= w.methane_kg <= DEFAULTS.max_methane_kg
+        )
+
+    distinct = len({w.ts for w in batch if w.ts.utcoffset() is not None}) == len(batch)
+    expected_ok = all(keeps(w) for w in batch) and distinct
+    try:
+        check_batch(batch, limits=DEFAULTS, now=JUNE)
+    except InvalidBatch:
+        assert not expected_ok
+    else:
+        assert expected_ok
