@@ -12,8 +12,10 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from api.context import RequestContext
+from api.docs_page import DocsPage
 from api.openapi import document_problems
 from api.problems import handle_exception
 from api.routes import (
@@ -106,11 +108,15 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             version="1",
             description="Idempotent batch ingest of methane readings, and site aggregates.",
             path="/schema",
+            # The reference page is rendered here (no CDN, no script); the JSON for tools.
+            render_plugins=[DocsPage(), JsonRenderPlugin()],
         ),
         debug=False,
     )
     document_problems(app.openapi_schema)
-    return RequestContext(app, max_in_flight=settings.max_in_flight)
+    return RequestContext(
+        app, max_in_flight=settings.max_in_flight, allowed_hosts=settings.allowed_host_list
+    )
 
 
 def _pool(state: State) -> asyncpg.Pool:

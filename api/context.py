@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -21,10 +22,22 @@ from litestar.types import (
 )
 
 from api import http_metrics
-from api.problems import OVERLOADED, PROBLEM_JSON
+from api.problems import HOST_NOT_ALLOWED, OVERLOADED, PROBLEM_JSON, ProblemType
 from service.infra import metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
+# On every response: nothing from another origin, no inline script, never in a frame, no
+# content sniffing, no referrer to anyone. The dashboard and /schema need nothing more.
+SECURITY_HEADERS = (
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none';"
+        b" form-action 'self'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
 # Honour a caller's id only when it is short and plain: it ends up in logs and payloads.
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 log = structlog.get_logger("api")
@@ -48,9 +61,12 @@ class RequestContext:
     Retry-After at once (problem+json) rather than waiting in a queue that only grows.
     """
 
-    def __init__(self, app: ASGIApp, *, max_in_flight: int = 128) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_in_flight: int = 128, allowed_hosts: Sequence[str] = ("*",)
+    ) -> None:
         self.app = app
         self.max_in_flight = max_in_flight
+        self.hosts = _host_pattern(allowed_hosts)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
@@ -64,16 +80,21 @@ class RequestContext:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
-        if http_metrics.in_flight() >= self.max_in_flight and not scope["path"].startswith(
+        refusal = None
+        if self.hosts is not None and not self.hosts.fullmatch(_host(scope)):
+            refusal = (HOST_NOT_ALLOWED, "This host name is not served here (ALLOWED_HOSTS).")
+        elif http_metrics.in_flight() >= self.max_in_flight and not scope["path"].startswith(
             _NEVER_SHED
         ):
-            await _overloaded(scope, send, request_id)
+            refusal = (OVERLOADED, _OVERLOADED_DETAIL)
+        if refusal is not None:
+            await _refuse(scope, send, request_id, *refusal)
             log.warning(
                 "request",
                 method=scope.get("method"),
                 path=scope["path"],
-                status=503,
-                problem=OVERLOADED.slug,
+                status=refusal[0].status,
+                problem=refusal[0].slug,
                 latency_ms=round((time.perf_counter() - started) * 1000, 2),
             )
             structlog.contextvars.clear_contextvars()
@@ -87,6 +108,7 @@ class RequestContext:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER, request_id.encode("ascii")))
+                headers.extend(SECURITY_HEADERS)
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -105,26 +127,54 @@ class RequestContext:
             structlog.contextvars.clear_contextvars()
 
 
-async def _overloaded(scope: Scope, send: Send, request_id: str) -> None:
+_OVERLOADED_DETAIL = "Too many requests are being handled; nothing was done. Retry shortly."
+
+
+def _host_pattern(allowed: Sequence[str]) -> re.Pattern[str] | None:
+    """The allowed host names ("*.example.com" for any subdomain); None when any host is."""
+    if "*" in allowed:
+        return None
+    names = [
+        rf"[^.]+(\.[^.]+)*\.{re.escape(h[2:])}" if h.startswith("*.") else re.escape(h)
+        for h in allowed
+    ]
+    return re.compile("|".join(names), re.IGNORECASE)
+
+
+def _host(scope: Scope) -> str:
+    """The Host header's name without its port ("" when there is none)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"host":
+            host = value.decode("latin-1")
+            return host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return ""
+
+
+async def _refuse(
+    scope: Scope, send: Send, request_id: str, kind: ProblemType, detail: str
+) -> None:
+    """A problem answered before the app sees the request (nothing was done)."""
     body = msgspec.json.encode(
         {
-            "type": OVERLOADED.uri,
-            "title": OVERLOADED.title,
-            "status": 503,
-            "detail": "Too many requests are being handled; nothing was done. Retry shortly.",
+            "type": kind.uri,
+            "title": kind.title,
+            "status": kind.status,
+            "detail": detail,
             "instance": scope["path"],
         }
     )
-    metrics.PROBLEMS.labels(OVERLOADED.slug).inc()
+    metrics.PROBLEMS.labels(kind.slug).inc()
     headers = [
         (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(OVERLOADED.retry_after_s).encode()),
         (REQUEST_ID_HEADER, request_id.encode("ascii")),
+        *SECURITY_HEADERS,
     ]
+    if kind.retry_after_s is not None:
+        headers.append((b"retry-after", str(kind.retry_after_s).encode()))
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
-        "status": 503,
+        "status": kind.status,
         "headers": headers,
     }
     await send(start)

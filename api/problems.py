@@ -42,6 +42,7 @@ class ProblemType:
 VALIDATION = ProblemType("validation-error", 422, "Request body failed validation")
 INTERNAL = ProblemType("internal-error", 500, "Internal server error")
 OVERLOADED = ProblemType("overloaded", 503, "Server overloaded", 1)
+HOST_NOT_ALLOWED = ProblemType("host-not-allowed", 400, "Host not allowed")
 
 TABLE: dict[type[Exception], ProblemType] = {
     MissingIdempotencyKey: ProblemType("idempotency-key-missing", 400, "Missing key"),
@@ -81,7 +82,15 @@ BY_STATUS: dict[int, ProblemType] = {
 }
 
 ALL_TYPES: dict[str, ProblemType] = {
-    p.slug: p for p in [*TABLE.values(), *BY_STATUS.values(), VALIDATION, INTERNAL, OVERLOADED]
+    p.slug: p
+    for p in [
+        *TABLE.values(),
+        *BY_STATUS.values(),
+        VALIDATION,
+        INTERNAL,
+        OVERLOADED,
+        HOST_NOT_ALLOWED,
+    ]
 }
 
 
@@ -152,8 +161,10 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             f"http-{status}", status, HTTPStatus(status).phrase
         )
         headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in _PASS_HEADERS}
+        # The static files' 404 names the file it looked for (a directory: its full path).
+        detail = "Nothing here: check the path." if status == HTTPStatus.NOT_FOUND else exc.detail
         return problem_response(
-            kind, exc.detail, instance=instance, errors=_parameter_errors(exc), headers=headers
+            kind, detail, instance=instance, errors=_parameter_errors(exc), headers=headers
         )
     log.exception("unhandled_error", exc_info=exc)
     return problem_response(

@@ -19,7 +19,7 @@ async def index() -> File:
     return File(
         STATIC / "index.html",
         filename="index.html",
-        media_type="text/html; charset=utf-8",
+        media_type="text/html",  # Litestar adds the charset
         content_disposition_type="inline",
     )
 

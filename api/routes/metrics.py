@@ -12,6 +12,9 @@ from service import outbox
 from service.infra import db
 from service.infra.errors import DatabaseUnavailable
 
+# Litestar adds the charset itself; prometheus_client's constant carries one already.
+_MEDIA_TYPE = CONTENT_TYPE_LATEST.split("; charset")[0]
+
 
 @get(
     "/metrics",
@@ -26,4 +29,4 @@ async def scrape(pool: NamedDependency[asyncpg.Pool]) -> Response[bytes]:
             await outbox.refresh_gauges(conn)
     except DatabaseUnavailable:
         pass  # still report the process's own metrics; the gauges keep their last value
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(REGISTRY), media_type=_MEDIA_TYPE)

@@ -35,6 +35,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     db_pool_max: PositiveInt = 10
     db_command_timeout_s: PositiveFloat = 10.0
     host: str = "127.0.0.1"
+    # Host headers the API answers ("api.example.com,*.example.com"); others get 400.
+    allowed_hosts: str = "*"
     port: PositiveInt = 8000
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool | None = None  # None: JSON unless stdout is a terminal
@@ -106,6 +108,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         """token -> name; entries without a name or token are ignored."""
         pairs = (entry.partition(":") for entry in self.admin_tokens.split(","))
         return {token.strip(): name.strip() for name, _, token in pairs if name and token}
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()] or ["*"]
 
     def production_problems(self) -> list[str]:
         """Why these settings must not serve production (empty in development, or when safe)."""
