@@ -13,8 +13,11 @@
 #   DEBIAN_MIRROR           archive to bootstrap from (default: the one this machine's apt uses)
 #   DEBIAN_SECURITY_MIRROR  security archive for the images' apt sources (default: likewise)
 #   FORCE=1 / --force       rebuild images that already exist
-# docker-compose.yml and the Dockerfiles use them through PYTHON_IMAGE, POSTGRES_IMAGE and
-# REDIS_IMAGE (deploy/test-compose.sh sets those).
+#   ENV_FILE                where to write the image variables (default: .env beside
+#                           docker-compose.yml); empty: only print them
+# docker-compose.yml and the Dockerfiles use the images through PYTHON_IMAGE, POSTGRES_IMAGE and
+# REDIS_IMAGE. The script writes those to ENV_FILE (other lines kept), which compose reads on
+# every command; variables set in the shell still win (deploy/test-compose.sh sets its own).
 set -euo pipefail
 
 SUITE=bookworm
@@ -23,6 +26,7 @@ PYTHON_IMAGE=emissions/python:3.11
 POSTGRES_IMAGE=emissions/postgres:15
 REDIS_IMAGE=emissions/redis:7
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ENV_FILE="${ENV_FILE-$(dirname "$HERE")/.env}"
 FORCE="${FORCE:-0}"
 [[ "${1:-}" == "--force" ]] && FORCE=1
 
@@ -154,3 +158,14 @@ for pair in "$PYTHON_IMAGE:python.Dockerfile" "$POSTGRES_IMAGE:postgres.Dockerfi
     if wanted "$image"; then build_from_debian "$image" "$dockerfile"; else say "$image exists"; fi
 done
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep '^emissions/' | sort
+
+# Compose needs these on every command, not only the first: keep them where it reads them.
+settings=("PYTHON_IMAGE=$PYTHON_IMAGE" "POSTGRES_IMAGE=$POSTGRES_IMAGE" "REDIS_IMAGE=$REDIS_IMAGE")
+if [[ -n "$ENV_FILE" ]]; then
+    kept="$(grep -v -E '^(PYTHON_IMAGE|POSTGRES_IMAGE|REDIS_IMAGE)=' "$ENV_FILE" 2>/dev/null || true)"
+    { [[ -z "$kept" ]] || printf '%s\n' "$kept"; printf '%s\n' "${settings[@]}"; } > "$ENV_FILE.tmp"
+    mv "$ENV_FILE.tmp" "$ENV_FILE"
+    say "wrote ${settings[*]} to $ENV_FILE: compose reads it on every command"
+else
+    say "add these to .env beside docker-compose.yml, or export them: ${settings[*]}"
+fi
