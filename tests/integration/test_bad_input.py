@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.helpers import device_auth, make_site, post_batch, table_counts
+from tests.integration.helpers import device_auth, device_key, make_site, post_batch, table_counts
 
 OK_TS = "2026-01-05T00:00:00Z"
 
@@ -177,13 +177,13 @@ async def test_bad_ingest_input_is_a_problem_and_writes_nothing(
     pointer: str | None,
 ) -> None:
     site = await make_site(client)
-    before = await table_counts(conn)
     sent = {
         "Content-Type": "application/json",
         "Idempotency-Key": "bad-1",
         **(await device_auth(client, site)),
         **headers,
     }
+    before = await table_counts(conn)
     response = await client.post(f"/v1/sites/{site}/measurements", content=data, headers=sent)
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -201,11 +201,12 @@ async def test_missing_idempotency_key_header_is_400(
     client: httpx.AsyncClient, conn: asyncpg.Connection
 ) -> None:
     site = await make_site(client)
+    auth = await device_auth(client, site)
     before = await table_counts(conn)
     response = await client.post(
         f"/v1/sites/{site}/measurements",
         content=one(),
-        headers={"Content-Type": "application/json", **(await device_auth(client, site))},
+        headers={"Content-Type": "application/json", **auth},
     )
     assert response.status_code == 400
     assert response.json()["type"] == "/problems/idempotency-key-missing"
@@ -288,6 +289,7 @@ async def test_idempotency_keys_with_control_or_non_ascii_characters_are_400(
     client: httpx.AsyncClient, conn: asyncpg.Connection, key: str
 ) -> None:
     site = await make_site(client)
+    await device_key(client, site)  # post_batch's key, made before the snapshot
     before = await table_counts(conn)
     response = await post_batch(
         client,
@@ -337,6 +339,7 @@ async def test_a_header_the_http_parser_refuses_is_400_and_writes_nothing(
 ) -> None:
     """DEL (0x7f) in a header value never reaches the app: the server's parser answers 400."""
     site = await make_site(client)
+    await device_key(client, site)  # post_batch's key, made before the snapshot
     before = await table_counts(conn)
     response = await post_batch(
         client,

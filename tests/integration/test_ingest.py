@@ -12,6 +12,7 @@ from service.ingest import _lock_id
 from tests.integration.helpers import (
     batch,
     device_auth,
+    device_key,
     make_site,
     post_batch,
     readings,
@@ -191,6 +192,7 @@ async def test_failure_between_measurements_and_outbox_commits_nothing(
         FOR EACH ROW EXECUTE FUNCTION fail_outbox();
         """
     )
+    await device_key(client, site)  # post_batch's key, made before the snapshot
     before = await table_counts(conn)
     response = await post_batch(client, site, batch(readings(3)), key="k")
     assert response.status_code == 500
@@ -215,6 +217,7 @@ async def test_failure_writing_the_idempotency_record_commits_nothing(
         FOR EACH ROW EXECUTE FUNCTION fail_key();
         """
     )
+    await device_key(client, site)  # post_batch's key, made before the snapshot
     before = await table_counts(conn)
     response = await post_batch(client, site, batch(readings(3)), key="k")
     assert response.status_code == 500
@@ -225,10 +228,9 @@ async def test_unknown_site_is_404_and_writes_nothing(
     client: httpx.AsyncClient, conn: asyncpg.Connection
 ) -> None:
     site = await make_site(client)
+    auth = await device_auth(client, site)
     before = await table_counts(conn)
-    response = await post_batch(
-        client, 424242, batch(readings(1)), headers=await device_auth(client, site)
-    )
+    response = await post_batch(client, 424242, batch(readings(1)), headers=auth)
     assert response.status_code == 404
     assert response.json()["type"] == "/problems/site-not-found"
     assert await table_counts(conn) == before
