@@ -32,9 +32,12 @@ from api.routes import (
 )
 from service.infra import db, migrations
 from service.infra.doorbell import Doorbell, doorbell_redis
+from service.infra.health import Readiness
 from service.infra.logs import configure_logging
+from service.infra.ratelimit import UnknownTokens
 from service.infra.settings import Settings
 from service.ingest import Ingest
+from service.operators import OperatorGate
 
 log = structlog.get_logger("api")
 STARTUP_DB_WAIT_S = 30.0
@@ -70,7 +73,11 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             app.state.pool = pool
             app.state.redis = redis
             app.state.doorbell = doorbell
-            app.state.ingest = Ingest(pool, settings, doorbell)
+            # One budget per client address for unknown tokens, device keys and admin alike.
+            unknown = UnknownTokens(settings.auth_failures_per_s, settings.auth_failure_burst)
+            app.state.ingest = Ingest(pool, settings, doorbell, unknown)
+            app.state.operators = OperatorGate(pool, settings, unknown)
+            app.state.readiness = Readiness(pool, redis, ttl_s=settings.ready_cache_s)
             log.info("api_started", environment=settings.environment)
             yield
         finally:
@@ -115,7 +122,11 @@ def create_app(settings: Settings | None = None) -> RequestContext:
     )
     document_problems(app.openapi_schema)
     return RequestContext(
-        app, max_in_flight=settings.max_in_flight, allowed_hosts=settings.allowed_host_list
+        app,
+        max_in_flight=settings.max_in_flight,
+        allowed_hosts=settings.allowed_host_list,
+        max_headers=settings.max_headers,
+        max_header_bytes=settings.max_header_bytes,
     )
 
 

@@ -8,11 +8,17 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
-from service import operators
-from service.infra import db
+from service.infra.errors import UnknownOperator
 from service.infra.settings import Settings
+from service.operators import OperatorGate
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="emissions"'}
+
+
+def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The caller's address (behind a trusted proxy: the one it forwarded)."""
+    client = connection.scope.get("client")
+    return str(client[0]) if client else ""
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -25,14 +31,11 @@ async def require_admin(
     connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
 ) -> None:
     """Guard: a named admin token (settings or CLI-created); its name goes to the audit."""
-    settings: Settings = connection.app.state.settings
-    token = bearer_token(connection)
-    name = None
-    if token is not None:
-        async with db.connection(connection.app.state.pool) as conn:
-            name = await operators.operator_for_token(conn, token, settings.admin_token_map)
-    if name is None:
-        raise NotAuthorizedException("an admin token is required", headers=CHALLENGE)
+    gate: OperatorGate = connection.app.state.operators
+    try:
+        name = await gate.identify(bearer_token(connection), client_address(connection))
+    except UnknownOperator as exc:
+        raise NotAuthorizedException("an admin token is required", headers=CHALLENGE) from exc
     connection.scope["state"]["operator"] = name
 
 

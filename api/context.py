@@ -22,7 +22,13 @@ from litestar.types import (
 )
 
 from api import http_metrics
-from api.problems import HOST_NOT_ALLOWED, OVERLOADED, PROBLEM_JSON, ProblemType
+from api.problems import (
+    HEADERS_TOO_LARGE,
+    HOST_NOT_ALLOWED,
+    OVERLOADED,
+    PROBLEM_JSON,
+    ProblemType,
+)
 from service.infra import metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -50,8 +56,9 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-# Always answered, however busy: orchestrators and scrapers must see the process.
-_NEVER_SHED = ("/health", "/ready", "/metrics")
+# Always answered, however busy: an orchestrator must see the process is alive. (/ready and
+# /metrics read Postgres, so they are shed like everything else.)
+_NEVER_SHED = "/health"
 
 
 class RequestContext:
@@ -62,11 +69,19 @@ class RequestContext:
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_in_flight: int = 128, allowed_hosts: Sequence[str] = ("*",)
+        self,
+        app: ASGIApp,
+        *,
+        max_in_flight: int = 128,
+        allowed_hosts: Sequence[str] = ("*",),
+        max_headers: int = 64,
+        max_header_bytes: int = 16 * 1024,
     ) -> None:
         self.app = app
         self.max_in_flight = max_in_flight
         self.hosts = _host_pattern(allowed_hosts)
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
@@ -81,11 +96,17 @@ class RequestContext:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         refusal = None
-        if self.hosts is not None and not self.hosts.fullmatch(_host(scope)):
-            refusal = (HOST_NOT_ALLOWED, "This host name is not served here (ALLOWED_HOSTS).")
-        elif http_metrics.in_flight() >= self.max_in_flight and not scope["path"].startswith(
-            _NEVER_SHED
+        headers = list(scope.get("headers", ()))
+        if len(headers) > self.max_headers or (
+            sum(len(n) + len(v) for n, v in headers) > self.max_header_bytes
         ):
+            refusal = (
+                HEADERS_TOO_LARGE,
+                _HEADERS_DETAIL.format(self.max_headers, self.max_header_bytes),
+            )
+        elif self.hosts is not None and not self.hosts.fullmatch(_host(scope)):
+            refusal = (HOST_NOT_ALLOWED, "This host name is not served here (ALLOWED_HOSTS).")
+        elif http_metrics.in_flight() >= self.max_in_flight and scope["path"] != _NEVER_SHED:
             refusal = (OVERLOADED, _OVERLOADED_DETAIL)
         if refusal is not None:
             await _refuse(scope, send, request_id, *refusal)
@@ -127,6 +148,7 @@ class RequestContext:
             structlog.contextvars.clear_contextvars()
 
 
+_HEADERS_DETAIL = "At most {} request headers of {} bytes in all; nothing was done."
 _OVERLOADED_DETAIL = "Too many requests are being handled; nothing was done. Retry shortly."
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,9 +12,10 @@ import msgspec
 from litestar import Request
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody
 
-from api.errors import InvalidBody, MalformedJson, UnsupportedMediaType
+from api.errors import BodyTimeout, InvalidBody, MalformedJson, UnsupportedMediaType
 from api.schemas import inline_schema
 from domain.errors import FieldError
+from service.infra.settings import Settings
 
 T = TypeVar("T")
 # msgspec ends a validation message with " - at `$.measurements[3].ts`".
@@ -40,7 +42,13 @@ async def decode_json(request: Request[Any, Any, Any], decoder: msgspec.json.Dec
     media_type = request.content_type[0]
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType()
-    body = await request.body()
+    settings: Settings = request.app.state.settings
+    try:
+        # A client that sends its headers and then stalls (or drips) is cut off here.
+        async with asyncio.timeout(settings.body_read_timeout_s):
+            body = await request.body()
+    except TimeoutError as exc:
+        raise BodyTimeout() from exc
     if b"\\u0000" in body:  # valid JSON, but no Postgres text or jsonb can hold it
         raise InvalidBody([FieldError("", "strings must not contain the NUL character")])
     try:

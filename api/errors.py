@@ -17,6 +17,10 @@ class UnsupportedMediaType(EdgeError):
     """The body must be JSON: send Content-Type: application/json."""
 
 
+class BodyTimeout(EdgeError):
+    """The request body did not arrive in time; nothing was done. Send it again."""
+
+
 class MalformedJson(EdgeError):
     """The body is not valid JSON."""
 

@@ -43,11 +43,14 @@ VALIDATION = ProblemType("validation-error", 422, "Request body failed validatio
 INTERNAL = ProblemType("internal-error", 500, "Internal server error")
 OVERLOADED = ProblemType("overloaded", 503, "Server overloaded", 1)
 HOST_NOT_ALLOWED = ProblemType("host-not-allowed", 400, "Host not allowed")
+HEADERS_TOO_LARGE = ProblemType("headers-too-large", 431, "Request headers too large")
+HEADER_TIMEOUT = ProblemType("header-timeout", 408, "Request headers timed out")
 
 TABLE: dict[type[Exception], ProblemType] = {
     MissingIdempotencyKey: ProblemType("idempotency-key-missing", 400, "Missing key"),
     InvalidIdempotencyKey: ProblemType("idempotency-key-invalid", 400, "Invalid key"),
     edge.MalformedJson: ProblemType("malformed-json", 400, "Malformed JSON"),
+    edge.BodyTimeout: ProblemType("body-timeout", 408, "Request body timed out"),
     edge.UnsupportedMediaType: ProblemType("unsupported-media-type", 415, "Unsupported type"),
     edge.InvalidBody: VALIDATION,
     InvalidBatch: VALIDATION,
@@ -64,6 +67,7 @@ TABLE: dict[type[Exception], ProblemType] = {
     svc.DeviceMismatch: ProblemType("device-mismatch", 403, "Device does not match key"),
     svc.DeviceKeyNotFound: ProblemType("device-key-not-found", 404, "Device key not found"),
     svc.RateLimited: ProblemType("rate-limited", 429, "Too many requests"),
+    svc.DeviceBusy: ProblemType("device-busy", 429, "Device has too many requests in flight", 1),
     AlertNotFound: ProblemType("alert-not-found", 404, "Alert not found"),
     SubscriptionNotFound: ProblemType("subscription-not-found", 404, "Subscription not found"),
 }
@@ -90,6 +94,8 @@ ALL_TYPES: dict[str, ProblemType] = {
         INTERNAL,
         OVERLOADED,
         HOST_NOT_ALLOWED,
+        HEADERS_TOO_LARGE,
+        HEADER_TIMEOUT,
     ]
 }
 

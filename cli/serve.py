@@ -54,6 +54,8 @@ def _return_free_heap() -> None:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn  # the server is only needed by this command
 
+    from api.protocol import GuardedHttpTools
+
     uvicorn.run(
         "cli.serve:serve_app",
         factory=True,
@@ -63,6 +65,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=False,  # the app logs one line per request itself
         log_level="warning",
         proxy_headers=True,
+        http=GuardedHttpTools,  # headers within HEADER_TIMEOUT_S
+        timeout_keep_alive=settings.keep_alive_s,
+        server_header=False,
     )
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ import asyncpg
 import msgspec
 import structlog
 
+from domain.credentials import hash_secret
 from domain.fingerprint import canonical, canonical_fingerprint
 from domain.idempotency import parse_key
 from domain.readings import Reading, check_batch
@@ -25,6 +27,7 @@ from service.infra import db, metrics, queries
 from service.infra.db import valid_id
 from service.infra.doorbell import Doorbell
 from service.infra.errors import (
+    DeviceBusy,
     DeviceMismatch,
     InvalidDeviceKey,
     KeyInFlight,
@@ -36,7 +39,7 @@ from service.infra.errors import (
     SiteForbidden,
     SiteNotFound,
 )
-from service.infra.ratelimit import TokenBuckets
+from service.infra.ratelimit import TokenBuckets, UnknownTokens
 from service.infra.settings import Settings
 
 ACCEPTED = 202
@@ -68,12 +71,23 @@ class Ingest:
     """The ingest use case with what it keeps per process: the device keys it found live, each
     device's rate allowance, and the doorbell it rings after a commit."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, doorbell: Doorbell) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        doorbell: Doorbell,
+        unknown: UnknownTokens | None = None,
+    ) -> None:
         self.pool = pool
         self.settings = settings
         self.doorbell = doorbell
         self.keys = DeviceKeyCache()
         self.rates = TokenBuckets(settings.device_rate_per_s, settings.device_burst)
+        # Shared with the operator gate: one guessing budget per client address.
+        self.unknown = unknown or UnknownTokens(
+            settings.auth_failures_per_s, settings.auth_failure_burst
+        )
+        self.in_flight: Counter[int] = Counter()  # requests per device key being handled
 
     async def accept(
         self,
@@ -83,6 +97,7 @@ class Ingest:
         idempotency_key: str | None,
         read_batch: Callable[[], Awaitable[Batch]],
         request_id: str,
+        client: str = "",
     ) -> Outcome:
         """Who is sending, may they post here and this fast, which request is it; only then
         read the body (so a stranger costs no body read), check it and record it."""
@@ -91,28 +106,18 @@ class Ingest:
         structlog.contextvars.bind_contextvars(site_id=site_id)
         try:
             async with asyncio.timeout(self.settings.request_timeout_s):
-                device = await self._admit(site_id, device_key)
-                key = parse_key(idempotency_key)
-                batch = await read_batch()
-                if batch.device_id is not None and batch.device_id != device.device_id:
-                    raise DeviceMismatch()
-                now = datetime.now(UTC)
-                check_batch(batch.measurements, limits=self.settings.batch_limits, now=now)
+                device = await self._admit(site_id, device_key, client)
+                if self.in_flight[device.key_id] >= self.settings.device_max_in_flight:
+                    raise DeviceBusy()
+                self.in_flight[device.key_id] += 1
                 try:
-                    async with db.connection(self.pool) as conn:
-                        outcome = await record_batch(
-                            conn,
-                            site_id=site_id,
-                            device_id=device.device_id,
-                            key=key,
-                            readings=batch.measurements,
-                            request_id=request_id,
-                            retention=self.settings.idempotency_retention,
-                            key_id=device.key_id,
-                        )
-                except InvalidDeviceKey:
-                    self.keys.forget(device.key_id)  # revoked by another process meanwhile
-                    raise
+                    outcome = await self._accept(
+                        device, site_id, idempotency_key, read_batch, request_id
+                    )
+                finally:
+                    self.in_flight[device.key_id] -= 1
+                    if not self.in_flight[device.key_id]:
+                        del self.in_flight[device.key_id]
         except TimeoutError as exc:
             raise RequestTimeout() from exc
         if outcome.event_id is not None:
@@ -120,13 +125,43 @@ class Ingest:
         _count(outcome)
         return outcome
 
-    async def _admit(self, site_id: int, device_key: str) -> DeviceIdentity:
+    async def _accept(
+        self,
+        device: DeviceIdentity,
+        site_id: int,
+        idempotency_key: str | None,
+        read_batch: Callable[[], Awaitable[Batch]],
+        request_id: str,
+    ) -> Outcome:
+        """The admitted device's request: its key, its body, its rules, recorded once."""
+        key = parse_key(idempotency_key)
+        batch = await read_batch()
+        if batch.device_id is not None and batch.device_id != device.device_id:
+            raise DeviceMismatch()
+        now = datetime.now(UTC)
+        check_batch(batch.measurements, limits=self.settings.batch_limits, now=now)
+        try:
+            async with db.connection(self.pool) as conn:
+                outcome = await record_batch(
+                    conn,
+                    site_id=site_id,
+                    device_id=device.device_id,
+                    key=key,
+                    readings=batch.measurements,
+                    request_id=request_id,
+                    retention=self.settings.idempotency_retention,
+                    key_id=device.key_id,
+                )
+        except InvalidDeviceKey:
+            self.keys.forget(device.key_id)  # revoked by another process meanwhile
+            raise
+        return outcome
+
+    async def _admit(self, site_id: int, device_key: str, client: str) -> DeviceIdentity:
         """The key's device, if it may post to this site now (401, 404, 403 or 429 if not)."""
         device = self.keys.get(device_key)
         if device is None:
-            async with db.connection(self.pool) as conn:
-                device = await devices.authenticate_device(conn, device_key)
-            self.keys.remember(device_key, device)
+            device = await self._look_up(device_key, client)
         structlog.contextvars.bind_contextvars(device_id=device.device_id)
         if site_id not in device.site_ids:
             async with db.connection(self.pool) as conn:
@@ -135,6 +170,25 @@ class Ingest:
         wait = self.rates.take(device.key_id)
         if wait:
             raise RateLimited(wait)
+        return device
+
+    async def _look_up(self, device_key: str, client: str) -> DeviceIdentity:
+        """A key this process has not seen live: refused without a query when the address is
+        out of guesses or the key is a known miss; else looked up and remembered."""
+        wait = self.unknown.wait_s(client)
+        if wait:
+            raise RateLimited(wait)
+        digest = hash_secret(device_key)
+        if self.unknown.known(digest):
+            self.unknown.failed(client, digest)
+            raise InvalidDeviceKey()
+        try:
+            async with db.connection(self.pool) as conn:
+                device = await devices.authenticate_device(conn, device_key)
+        except InvalidDeviceKey:
+            self.unknown.failed(client, digest)
+            raise
+        self.keys.remember(device_key, device)
         return device
 
 

@@ -8,7 +8,10 @@ import asyncpg
 
 from domain.credentials import hash_secret, new_secret
 from service import audit
-from service.infra import queries
+from service.infra import db, queries
+from service.infra.errors import RateLimited, UnknownOperator
+from service.infra.ratelimit import UnknownTokens
+from service.infra.settings import Settings
 
 OPERATOR_TOKEN_PREFIX = "emo_"  # noqa: S105 - a label, not a secret
 Q = "operators"
@@ -23,15 +26,39 @@ def operator_from_settings(token: str, tokens: dict[str, str]) -> str | None:
     return found
 
 
-async def operator_for_token(
-    conn: asyncpg.Connection, token: str, settings_tokens: dict[str, str]
-) -> str | None:
-    """The operator's name for a token from settings or created by the CLI; None if unknown."""
-    name = operator_from_settings(token, settings_tokens)
-    if name is None and token.startswith(OPERATOR_TOKEN_PREFIX):
-        value = await conn.fetchval(queries.load(Q)["find_operator_token"], hash_secret(token))
-        name = str(value) if value is not None else None
-    return name
+class OperatorGate:
+    """Who an operator token names, per API process: settings tokens compared in constant
+    time; CLI-created ones looked up (so a revocation applies to the next request); unknown
+    tokens remembered and each client address's guesses budgeted (UnknownTokens), so a flood
+    of made-up tokens costs no database round trip per request."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, unknown: UnknownTokens | None = None
+    ) -> None:
+        self.pool = pool
+        self.tokens = settings.admin_token_map
+        self.unknown = unknown or UnknownTokens(
+            settings.auth_failures_per_s, settings.auth_failure_burst
+        )
+
+    async def identify(self, token: str | None, client: str) -> str:
+        """The operator's name; UnknownOperator, or RateLimited for an address out of guesses."""
+        if token is None:
+            raise UnknownOperator()
+        name = operator_from_settings(token, self.tokens)
+        if name is not None:
+            return name
+        wait = self.unknown.wait_s(client)
+        if wait:
+            raise RateLimited(wait)
+        digest = hash_secret(token)
+        if not self.unknown.known(digest) and token.startswith(OPERATOR_TOKEN_PREFIX):
+            async with db.connection(self.pool) as conn:
+                value = await conn.fetchval(queries.load(Q)["find_operator_token"], digest)
+            if value is not None:
+                return str(value)
+        self.unknown.failed(client, digest)
+        raise UnknownOperator()
 
 
 async def create_operator_token(conn: asyncpg.Connection, *, name: str, actor: str) -> str:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-import asyncpg
 import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
-from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
@@ -34,9 +31,11 @@ async def live() -> Health:
 
 
 @get("/ready", operation_id="ready", tags=["ops"])
-async def ready(pool: NamedDependency[asyncpg.Pool], state: State) -> Response[Readiness]:
-    """503 only when Postgres is unreachable: ingest works without Redis, so Redis is advisory."""
-    pg, redis = await asyncio.gather(health.postgres(pool), health.redis(state.redis))
+async def ready(state: State) -> Response[Readiness]:
+    """503 only when Postgres is unreachable: ingest works without Redis, so Redis is advisory.
+    Answered from a cache at most READY_CACHE_S old."""
+    probes: health.Readiness = state.readiness
+    pg, redis = await probes.check()
     status = 200 if pg else 503
     body = Readiness(
         status="ok" if pg and redis else ("degraded" if pg else "unavailable"),

@@ -12,7 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Parameter, Schema
 from litestar.params import FromPath
 
-from api.auth import bearer_token
+from api.auth import bearer_token, client_address
 from api.decode import body_operation, decode_json
 from api.schemas import IngestBatch, IngestReceipt, Problem
 from service.ingest import Ingest
@@ -78,6 +78,7 @@ async def ingest_measurements(
         idempotency_key=request.headers.get("idempotency-key"),
         read_batch=partial(decode_json, request, _decode_batch),
         request_id=request.scope["state"].get("request_id", ""),
+        client=client_address(request),
     )
     return Response(
         content=outcome.body,

@@ -74,5 +74,13 @@ class RateLimited(ServiceError):
         self.retry_after_s = retry_after_s
 
 
+class DeviceBusy(ServiceError):
+    """This device key has too many requests in flight at once; retry after the answer."""
+
+
+class UnknownOperator(ServiceError):
+    """An admin token is required."""
+
+
 class RequestTimeout(ServiceError):
     """The request took too long; retry with the same Idempotency-Key (it never writes twice)."""

@@ -1,8 +1,10 @@
-"""Cheap dependency probes for readiness."""
+"""Cheap dependency probes for readiness, and their cached answer."""
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -29,3 +31,28 @@ async def redis(client: aioredis.Redis) -> bool:
     except (OSError, aioredis.RedisError, TimeoutError):
         return False
     return True
+
+
+class Readiness:
+    """The probes' answer, at most `ttl_s` old: one probe round runs at a time and callers in
+    between share its answer, so /ready cannot be used to load Postgres."""
+
+    def __init__(self, pool: asyncpg.Pool, client: aioredis.Redis, *, ttl_s: float) -> None:
+        self.pool = pool
+        self.client = client
+        self.ttl_s = ttl_s
+        self._at = -math.inf
+        self._last = (False, False)
+        self._lock = asyncio.Lock()
+        self.rounds = 0
+
+    async def check(self) -> tuple[bool, bool]:
+        """(postgres reachable, redis reachable)."""
+        if time.monotonic() - self._at < self.ttl_s:
+            return self._last
+        async with self._lock:
+            if time.monotonic() - self._at >= self.ttl_s:  # nobody refreshed it meanwhile
+                self._last = await asyncio.gather(postgres(self.pool), redis(self.client))
+                self._at = time.monotonic()
+                self.rounds += 1
+        return self._last

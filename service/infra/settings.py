@@ -41,6 +41,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool | None = None  # None: JSON unless stdout is a terminal
     max_body_bytes: PositiveInt = 1024 * 1024
+    # Ingress a slow or hostile client cannot hold: headers must be complete, and a body
+    # fully read, within these; idle keep-alive connections close; header count and size.
+    header_timeout_s: PositiveFloat = 5.0
+    body_read_timeout_s: PositiveFloat = 5.0
+    keep_alive_s: PositiveInt = 5
+    max_headers: PositiveInt = 64
+    max_header_bytes: PositiveInt = 16 * 1024
+    # Requests one device key may have in flight at once (beyond: 429 + Retry-After).
+    device_max_in_flight: PositiveInt = 4
+    # Unknown bearer tokens per client address: this many per second, bursts up to the burst;
+    # beyond it 429 before any lookup. Unknown tokens are remembered for a minute.
+    auth_failures_per_s: PositiveFloat = 1.0
+    auth_failure_burst: PositiveFloat = 20.0
+    ready_cache_s: NonNegativeFloat = 1.0  # /ready answers from a cache this old at most
     # Requests being handled at once per API process; more get 503 + Retry-After at once
     # instead of queueing (memory and latency stay bounded under overload).
     max_in_flight: PositiveInt = 128

@@ -1,5 +1,6 @@
 """The request wrapper sheds load: beyond max_in_flight, 503 problem+json with Retry-After at
-once (the app is not called); health, readiness and metrics are always answered."""
+once (the app is not called); only liveness (/health) is always answered: readiness and
+metrics read Postgres, so they are shed like every other route."""
 
 from __future__ import annotations
 
@@ -63,5 +64,14 @@ async def test_requests_beyond_the_limit_get_503_at_once_and_health_always_answe
     for task in [*busy, health]:
         start, _ = await task
         assert start["status"] == 200
+    for path in ("/ready", "/metrics"):
+        held.release.clear()
+        busy = [asyncio.create_task(call(app, "/v1/sites/1/measurements")) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        shed_path = await asyncio.wait_for(call(app, path), timeout=1)
+        assert shed_path[0]["status"] == 503, path
+        held.release.set()
+        for task in busy:
+            await task
     again = await call(app, "/v1/sites/1/measurements")  # room again
     assert again[0]["status"] == 200
