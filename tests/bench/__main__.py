@@ -17,8 +17,8 @@ from tests.bench import phases, report, stack
 from tests.bench.batches import Timeline
 from tests.bench.history import build_history
 from tests.bench.phases import Row
-from tests.bench.stack import ApiProcess, CpuMeter, Services
-from tests.integration.workers import WorkerProcess
+from tests.bench.stack import BenchApi, CpuMeter, Services
+from tests.harness.processes import WorkerProcess
 
 ALL_PHASES = ("ceiling", "e2e", "latency", "drain", "small", "lag", "growth")
 
@@ -70,13 +70,15 @@ class Bench:
 
     # ----------------------------------------------------------------- processes
 
-    async def api(self, url: str, procs: int) -> ApiProcess:
+    async def api(self, url: str, procs: int) -> BenchApi:
         log(f"starting the API ({procs} process{'es' * (procs > 1)})")
-        return await ApiProcess(self.services, url, workers=procs).ready()
+        api = BenchApi(self.services, url, workers=procs)
+        await api.start(timeout=60)
+        return api
 
-    def stop_api(self, api: ApiProcess) -> None:
+    async def stop_api(self, api: BenchApi) -> None:
         self.api_rss += [stack.peak_rss_mb(pid) for pid in api.pids()]
-        api.stop()
+        await api.stop(timeout=20)
 
     async def worker(self, url: str) -> WorkerProcess:
         self.workers += 1
@@ -86,11 +88,11 @@ class Bench:
         self.worker_rss.append(stack.peak_rss_mb(worker.pid))
         await worker.terminate()
 
-    def add(self, row: Row, api: ApiProcess | None = None) -> Row:
+    def add(self, row: Row, api: BenchApi | None = None) -> Row:
         self.rows.append(row)
         return self.show(self.rss(row, api))
 
-    def rss(self, row: Row, api: ApiProcess | None) -> Row:
+    def rss(self, row: Row, api: BenchApi | None) -> Row:
         """The API processes' resident set right after the phase (VmRSS, largest process)."""
         if api is not None:
             row.extra["api_rss_mb"] = round(max(stack.rss_mb(pid) for pid in api.pids()), 1)
@@ -146,7 +148,7 @@ class Bench:
                         )
                         self.rss(row, api)
                     finally:
-                        self.stop_api(api)
+                        await self.stop_api(api)
                     row.extra["procs"] = procs
                     tried.setdefault((row.section, row.case), []).append(self.show(row))
         bests = []
@@ -173,7 +175,7 @@ class Bench:
         try:
             await self._ingest_rows(url, api, timeline, keys, max_rate, procs, meter)
         finally:
-            self.stop_api(api)
+            await self.stop_api(api)
 
         growth: list[Row] = []
         if "growth" in cfg.phases:
@@ -205,7 +207,7 @@ class Bench:
     async def _ingest_rows(
         self,
         url: str,
-        api: ApiProcess,
+        api: BenchApi,
         timeline: Timeline,
         keys: dict[int, str],
         max_rate: float,
@@ -370,7 +372,7 @@ class Bench:
                     **common,
                 )
             finally:
-                self.stop_api(api)
+                await self.stop_api(api)
                 await self.stop_worker(worker)
                 await stack.drop_database(self.services, name)
             row = Row(

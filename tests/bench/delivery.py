@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -28,9 +26,9 @@ import httpx
 
 from service import subscriptions
 from service.infra import db
-from tests.bench.stack import Services, cpu_seconds, free_port, prepare_database, start_worker
+from tests.bench.stack import Services, cpu_seconds, prepare_database, start_worker
+from tests.harness.processes import ROOT, Process, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = [  # name, receivers, events (x --events)
     ("one_ok", ["ok"], 1.0),
     ("four_ok", ["ok"] * 4, 0.5),
@@ -38,43 +36,34 @@ SCENARIOS = [  # name, receivers, events (x --events)
 ]
 
 
-class ReceiverProcess:
+class ReceiverProcess(Process):
+    """A webhook receiver (tests/bench/receiver_app.py under uvicorn) answering as `mode` says;
+    ready once it answers at all."""
+
     def __init__(self, mode: str, log_dir: Path) -> None:
         self.port = free_port()
         self.mode = mode
-        log = (log_dir / f"receiver-{mode}-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen(
+        super().__init__(
             [
-                sys.executable, "-m", "uvicorn", "tests.bench.receiver_app:app",
+                "uvicorn", "tests.bench.receiver_app:app",
                 "--port", str(self.port), "--log-level", "warning", "--no-access-log",
             ],
-            cwd=ROOT,
-            env={**os.environ, "RECEIVER_MODE": mode},
-            stdout=log,
-            stderr=log,
+            name=f"receiver-{mode}-{self.port}",
+            log_dir=log_dir,
+            env={"RECEIVER_MODE": mode},
         )  # fmt: skip
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
-    async def ready(self) -> None:
-        async with httpx.AsyncClient() as client:
-            for _ in range(200):
-                try:
-                    await client.get(self.url)
-                    return
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.05)
-        raise RuntimeError(f"receiver {self.mode} did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
+    async def ready(self) -> bool:
         try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:  # the hanging one waits on its open requests
-            self.proc.kill()
-            self.proc.wait()
+            async with httpx.AsyncClient() as client:
+                await client.get(self.url)
+        except httpx.HTTPError:
+            return False
+        return True
 
 
 async def queue_events(conn: asyncpg.Connection, site_id: int, n: int) -> None:
@@ -107,7 +96,7 @@ async def scenario(services: Services, name: str, modes: list[str], events: int)
     receivers = [ReceiverProcess(mode, services.log_dir) for mode in modes]
     try:
         for r in receivers:
-            await r.ready()
+            await r.start(timeout=10)
         conn = await db.connect(url)
         try:
             subs = []
@@ -151,7 +140,7 @@ async def scenario(services: Services, name: str, modes: list[str], events: int)
         }
     finally:
         for r in receivers:
-            r.stop()
+            r.close()  # the hanging one would wait on its open requests
 
 
 async def main(args: argparse.Namespace) -> None:

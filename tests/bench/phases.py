@@ -19,7 +19,7 @@ from service.infra import db
 from service.infra.settings import Settings
 from tests.bench.batches import Batch, Timeline, http_requests
 from tests.bench.load import LoadResult, Request, Sample, closed_loop, open_loop, percentile
-from tests.bench.stack import ApiProcess, CpuMeter
+from tests.bench.stack import BenchApi, CpuMeter
 
 POLL_S = 0.02  # how often the lag poller reads site totals (the lag's resolution)
 
@@ -161,7 +161,7 @@ async def ceiling(
 
 
 async def http_max(
-    api: ApiProcess,
+    api: BenchApi,
     timeline: Timeline,
     auth: dict[int, str],
     *,
@@ -192,7 +192,7 @@ async def http_max(
 
 
 async def warm(
-    api: ApiProcess, timeline: Timeline, auth: dict[int, str], *, clients: int, seconds: float
+    api: BenchApi, timeline: Timeline, auth: dict[int, str], *, clients: int, seconds: float
 ) -> None:
     """A short unmeasured closed-loop burst: a fresh API process opens its pool connections
     and prepares its statements here, not in the middle of a latency measurement."""
@@ -203,7 +203,7 @@ async def warm(
 
 
 async def http_rate(
-    api: ApiProcess,
+    api: BenchApi,
     timeline: Timeline,
     auth: dict[int, str],
     *,
@@ -326,7 +326,7 @@ class _Ack:
 
 
 async def lag_at_rate(
-    api: ApiProcess,
+    api: BenchApi,
     url: str,
     timeline: Timeline,
     auth: dict[int, str],
@@ -451,7 +451,7 @@ def _lags(
 
 
 async def ingest_and_drain(
-    api: ApiProcess,
+    api: BenchApi,
     url: str,
     timeline: Timeline,
     auth: dict[int, str],

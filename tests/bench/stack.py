@@ -3,14 +3,10 @@ prepared for it, API and worker processes, and the CPU and memory those processe
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -20,8 +16,8 @@ import asyncpg
 
 from service.infra import db, migrations
 from tests.bench.batches import device_of
+from tests.harness.processes import ApiProcess, WorkerProcess
 from tests.harness.services import PostgresServer, RedisServer, start_postgres, start_redis
-from tests.integration.workers import ROOT, WorkerProcess
 
 # Windows the bench writes lie within this span before the run's start; history is older.
 RECENT = timedelta(days=30)
@@ -122,91 +118,39 @@ def _months(lo: datetime, hi: datetime) -> Iterable[date]:
         month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+_api_numbers = itertools.count(1)
 
 
-def app_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "LOG_LEVEL": "warning",
-        "LOG_JSON": "true",
-        # Device keys are per site here; the bench measures the limiter's cost, not its limit.
-        "DEVICE_RATE_PER_S": "1000000",
-        "DEVICE_BURST": "1000000",
-        "PYTHONUNBUFFERED": "1",
-        **extra,
-    }
-
-
-class ApiProcess:
-    """`python -m cli serve --workers N` on a free port."""
+class BenchApi(ApiProcess):
+    """`python -m cli serve --workers N` on a free port; ready once every process answers."""
 
     def __init__(self, services: Services, database_url: str, *, workers: int) -> None:
-        self.workers = workers
-        self.port = free_port()
-        self.host = "127.0.0.1"
-        log = services.log_dir / f"api-{workers}-{self.port}.log"
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cli", "serve", "--workers", str(workers)],
-                cwd=ROOT,
-                env=app_env(database_url, services.redis.url, PORT=str(self.port)),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.log = log
+        super().__init__(
+            env={
+                "DATABASE_URL": database_url,
+                "REDIS_URL": services.redis.url,
+                "LOG_LEVEL": "warning",
+                # Device keys are per site here; the bench measures the limiter's cost, not its
+                # limit.
+                "DEVICE_RATE_PER_S": "1000000",
+                "DEVICE_BURST": "1000000",
+            },
+            log_dir=services.log_dir,
+            name=f"api-{workers}-{next(_api_numbers)}",
+            workers=workers,
+        )
+        self.workers: int = workers
 
-    async def ready(self, timeout: float = 60.0) -> ApiProcess:
-        """Once every API process answers (uvicorn's supervisor starts them one by one)."""
-        try:
-            await self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    async def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the API exited ({self.proc.returncode}); see {self.log}")
-            if len(self.pids()) == self.workers and await asyncio.to_thread(self._health):
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the API did not start in {timeout}s; see {self.log}")
-            await asyncio.sleep(0.2)
-
-    def _health(self) -> bool:
-        try:
-            with urllib.request.urlopen(
-                f"http://{self.host}:{self.port}/health", timeout=2
-            ) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+    async def ready(self) -> bool:
+        # uvicorn's supervisor starts its processes one by one.
+        return len(self.pids()) == self.workers and await super().ready()
 
     def pids(self) -> list[int]:
         """The processes that serve requests (uvicorn's workers, or the one process)."""
         if self.workers == 1:
-            return [self.proc.pid]
+            return [self.pid]
         # uvicorn's supervisor spawns them; it also runs multiprocessing's resource tracker.
-        return [p for p in children(self.proc.pid) if b"spawn_main" in _cmdline(p)]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        return [p for p in children(self.pid) if b"spawn_main" in _cmdline(p)]
 
 
 async def start_worker(services: Services, database_url: str, name: str) -> WorkerProcess:
@@ -221,11 +165,15 @@ async def start_worker(services: Services, database_url: str, name: str) -> Work
     await worker.start(ready=None)
     conn = await asyncpg.connect(database_url)
     try:
-        deadline = time.monotonic() + 30
-        while not await conn.fetchval("SELECT count(*) FROM workers WHERE pid = $1", worker.pid):
-            if not worker.running or time.monotonic() > deadline:
-                raise RuntimeError(f"worker did not start{worker.tail()}")
-            await asyncio.sleep(0.05)
+        await worker.wait_until(
+            lambda: conn.fetchval("SELECT count(*) FROM workers WHERE pid = $1", worker.pid),
+            timeout=30,
+            interval=0.05,
+            what="recorded a heartbeat",
+        )
+    except BaseException:
+        worker.close()
+        raise
     finally:
         await conn.close()
     return worker

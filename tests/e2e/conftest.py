@@ -19,10 +19,10 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from tests.e2e.stack import ROOT, ApiProcess, Seeder, hourly_profile, hours_back, now
+from tests.e2e.stack import Seeder, hourly_profile, hours_back, now
 from tests.harness.databases import create_database, drop_database
+from tests.harness.processes import ROOT, ApiProcess, WorkerProcess
 from tests.harness.services import PostgresServer, RedisServer
-from tests.integration.workers import WorkerProcess
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -92,7 +92,6 @@ async def api(
     await process.start()
     yield process
     await process.stop()
-    process.close()
 
 
 @pytest.fixture(scope="session")
@@ -124,7 +123,6 @@ async def production_api(
     await process.start()
     yield process
     await process.stop()
-    process.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,97 +1,16 @@
-"""The API as a real process (`python -m cli serve`), and seed data sent through it."""
+"""Seed data for the dashboard, sent through the API as an operator and devices would."""
 
 from __future__ import annotations
 
-import asyncio
 import math
-import os
 import random
-import signal
-import socket
-import subprocess
-import sys
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.integration.workers import wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class ApiProcess:
-    """`emissions serve` on a fixed free port; stop() and start() again keep the same URL."""
-
-    def __init__(self, *, env: Mapping[str, str], log_dir: Path, name: str = "api") -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"{name}.log"
-        self.env = {
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(self.port),
-            "LOG_JSON": "true",
-            "PYTHONUNBUFFERED": "1",
-            **env,
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    async def start(self, timeout: float = 30.0) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cli", "serve"],
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-        async def healthy() -> bool:
-            if not self.running:
-                raise AssertionError(
-                    f"the API exited ({self.proc and self.proc.poll()}){self.tail()}"
-                )
-            try:
-                async with httpx.AsyncClient(timeout=1.0) as client:
-                    return (await client.get(f"{self.url}/health")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await wait_for(
-            healthy, timeout=timeout, interval=0.1, message="the API never became healthy"
-        )
-
-    async def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(self.proc.wait, timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def tail(self, lines: int = 30) -> str:
-        if not self.log_path.exists():
-            return ""
-        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
-        return f"\n--- {self.log_path.name} ---\n" + "\n".join(text)
+from tests.harness.processes import wait_for
 
 
 def hours_back(end: datetime, earliest: datetime) -> datetime:

@@ -12,8 +12,8 @@ import httpx
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import ADMIN_TOKEN, LAPTOP, PHONE, shoot
-from tests.e2e.stack import ApiProcess, Seeder, now
-from tests.integration.workers import wait_for
+from tests.e2e.stack import Seeder, now
+from tests.harness.processes import ApiProcess, wait_for
 
 
 async def site_alerts(http: httpx.AsyncClient, site_id: int, status: str) -> list[dict[str, Any]]:

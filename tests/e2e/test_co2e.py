@@ -9,7 +9,7 @@ from typing import Any
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import LAPTOP, PHONE, shoot
-from tests.e2e.stack import ApiProcess
+from tests.harness.processes import ApiProcess
 
 
 def tonnes(t: float, suffix: str = " t CO₂e") -> str:

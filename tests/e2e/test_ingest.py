@@ -8,7 +8,8 @@ import asyncio
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import ADMIN_TOKEN, PHONE, shoot
-from tests.e2e.stack import ApiProcess, Seeder
+from tests.e2e.stack import Seeder
+from tests.harness.processes import ApiProcess
 
 
 async def test_retry_with_the_same_key_is_replayed_and_totals_do_not_move(

@@ -8,7 +8,7 @@ from typing import Any
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import PRODUCTION_TOKEN
-from tests.e2e.stack import ApiProcess
+from tests.harness.processes import ApiProcess
 
 
 async def test_reads_that_need_a_token_ask_for_it_then_show_the_data(

@@ -8,8 +8,7 @@ from typing import Any
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import PHONE, shoot
-from tests.e2e.stack import ApiProcess
-from tests.integration.workers import WorkerProcess
+from tests.harness.processes import ApiProcess, WorkerProcess
 
 
 async def test_banner_when_the_api_is_unreachable_and_recovery(

@@ -9,7 +9,8 @@ import asyncpg
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import ADMIN_TOKEN, PHONE, shoot
-from tests.e2e.stack import ApiProcess, Seeder, hourly_profile, now
+from tests.e2e.stack import Seeder, hourly_profile, now
+from tests.harness.processes import ApiProcess
 
 
 async def test_dead_event_is_listed_then_replayed_from_the_page_after_the_fix(

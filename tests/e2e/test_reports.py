@@ -15,8 +15,9 @@ import httpx
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import LAPTOP, PHONE, PRODUCTION_TOKEN, shoot
-from tests.e2e.stack import ApiProcess, Seeder, now
+from tests.e2e.stack import Seeder, now
 from tests.e2e.test_co2e import tonnes
+from tests.harness.processes import ApiProcess
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 

@@ -9,7 +9,7 @@ from typing import Any
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import LAPTOP, PHONE, shoot
-from tests.e2e.stack import ApiProcess
+from tests.harness.processes import ApiProcess
 
 STATUS_TEXT = {"ok": "OK", "warning": "Warning", "exceeded": "Exceeded"}
 

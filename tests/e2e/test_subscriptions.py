@@ -14,9 +14,9 @@ import pytest
 from playwright.async_api import Page, Route, expect
 
 from tests.e2e.conftest import ADMIN_TOKEN, LAPTOP, PHONE, shoot
-from tests.e2e.stack import ApiProcess, Seeder, now
+from tests.e2e.stack import Seeder, now
+from tests.harness.processes import ApiProcess, wait_for
 from tests.integration.receiver import Receiver
-from tests.integration.workers import wait_for
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

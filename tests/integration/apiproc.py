@@ -2,57 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
-import httpx
+from tests.harness.processes import ApiProcess
 
-from tests.conftest import free_socket
+T = TypeVar("T")
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to the end on a loop of its own: callers are sync fixtures and async tests."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @contextlib.contextmanager
 def api_process(database_url: str, redis_url: str, log_path: Path, **env: str) -> Iterator[str]:
     """Start `python -m cli serve`, wait for /health, yield its base URL, stop it."""
-    with free_socket() as sock:
-        port = sock.getsockname()[1]
-    full_env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "PORT": str(port),
-        "LOG_LEVEL": "warning",
-        **env,
-    }
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "serve"],
-            cwd=ROOT,
-            env=full_env,
-            stdout=log,
-            stderr=log,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/health").status_code == 200:
-                        break
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"API did not start: {log_path.read_text()[-2000:]}")
-                time.sleep(0.1)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    api = ApiProcess(
+        env={"DATABASE_URL": database_url, "REDIS_URL": redis_url, "LOG_LEVEL": "warning", **env},
+        log_dir=log_path.parent,
+        name=log_path.stem,
+    )
+    _blocking(api.start(timeout=30))  # killed, with its log in the error, if it never answers
+    try:
+        yield api.url
+    finally:
+        _blocking(api.stop(timeout=10))

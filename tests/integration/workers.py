@@ -1,205 +1,21 @@
-"""Real worker processes for fault tests, polling helpers, and exact expected vs actual totals."""
+"""Waiting for the outbox to drain, and exact expected vs actual totals. The worker process and
+the polling helper live in tests/harness/processes.py; they are importable from here too."""
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import contextlib
-import inspect
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import asyncpg
 
 from domain.buckets import hour_of
+from tests.harness.processes import WorkerProcess as WorkerProcess
+from tests.harness.processes import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 Reading = tuple[int, datetime, float]  # (site_id, ts, methane_kg) as sent
-
-_LIVE: set[WorkerProcess] = set()
-
-
-class WorkerProcess:
-    """`python -m cli worker` as a real process; its output goes to files, never pipes.
-
-    Use as `async with WorkerProcess(...) as worker:`; on exit it is killed if still running.
-    """
-
-    def __init__(
-        self,
-        *,
-        database_url: str,
-        redis_url: str,
-        log_dir: Path,
-        name: str = "worker",
-        env: Mapping[str, str] | None = None,
-    ) -> None:
-        self.name = name
-        self.stdout_path = log_dir / f"{name}.stdout.log"
-        self.stderr_path = log_dir / f"{name}.stderr.log"
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "LOG_JSON": "true",
-            "SWEEP_INTERVAL_S": "1",
-            "PYTHONUNBUFFERED": "1",  # log lines reach the file as they are written
-            **(env or {}),
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "not started"
-        return self.proc.pid
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def returncode(self) -> int | None:
-        return None if self.proc is None else self.proc.poll()
-
-    async def start(self, *, ready: str | None = "worker_started", timeout: float = 15.0) -> None:
-        """Start the process; with `ready`, wait until it logs that event."""
-        with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cli", "worker"],
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-            )
-        _LIVE.add(self)
-        if ready is not None:
-            await self.wait_for_event(ready, timeout=timeout)
-
-    async def wait_for_event(self, event: str, *, timeout: float = 15.0) -> dict[str, Any]:
-        """The first log line with this event, waiting for it; fails early if the process died."""
-
-        def seen() -> dict[str, Any] | None:
-            found = self.events(event)
-            if found:
-                return found[0]
-            if not self.running:
-                raise AssertionError(f"{self.name} exited ({self.returncode}){self.tail()}")
-            return None
-
-        line: dict[str, Any] = await wait_for(
-            seen, timeout=timeout, message=f"{self.name} never logged {event}"
-        )
-        return line
-
-    async def terminate(self, timeout: float = 15.0) -> int:
-        """SIGTERM, then wait for the exit code (SIGKILL if it does not stop in time)."""
-        return await self._signal(signal.SIGTERM, timeout)
-
-    async def kill(self) -> int:
-        """SIGKILL: no cleanup, no rollback message to Postgres; the socket just closes."""
-        return await self._signal(signal.SIGKILL, 15.0)
-
-    async def _signal(self, sig: signal.Signals, timeout: float) -> int:
-        assert self.proc is not None, "not started"
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return await asyncio.to_thread(self.proc.wait, timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            message = f"{self.name} ignored {sig.name} for {timeout}s{self.tail()}"
-            raise AssertionError(message) from None
-        finally:
-            _LIVE.discard(self)
-
-    def close(self) -> None:
-        """Kill if still running (cleanup path: never raises for a dead process)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        _LIVE.discard(self)
-
-    async def __aenter__(self) -> WorkerProcess:
-        if self.proc is None:
-            await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
-
-    def logs(self) -> list[dict[str, Any]]:
-        """Every complete JSON line of stdout (structlog's output), in order."""
-        if not self.stdout_path.exists():
-            return []
-        lines = []
-        for line in self.stdout_path.read_text(errors="replace").splitlines(keepends=True):
-            if not line.endswith("\n"):
-                break  # still being written
-            with contextlib.suppress(ValueError):
-                record = json.loads(line)
-                if isinstance(record, dict):
-                    lines.append(record)
-        return lines
-
-    def events(self, event: str) -> list[dict[str, Any]]:
-        return [line for line in self.logs() if line.get("event") == event]
-
-    def applied(self, *, trigger: str | None = None) -> int:
-        """Events this process applied, from its `drained` log lines (optionally one trigger)."""
-        return sum(
-            int(line["events"])
-            for line in self.events("drained")
-            if trigger is None or line.get("trigger") == trigger
-        )
-
-    def tail(self, lines: int = 30) -> str:
-        """The end of both output files, for assertion messages."""
-        parts = []
-        for path in (self.stdout_path, self.stderr_path):
-            if path.exists():
-                text = path.read_text(errors="replace").splitlines()[-lines:]
-                parts.append(f"\n--- {path.name} ---\n" + "\n".join(text))
-        return "".join(parts)
-
-
-@atexit.register
-def kill_all() -> None:
-    """Kill every worker still running: no test run leaves a worker behind."""
-    for worker in list(_LIVE):
-        worker.close()
-
-
-async def wait_for(
-    predicate: Callable[[], Any],
-    *,
-    timeout: float = 10.0,
-    interval: float = 0.1,
-    message: str = "condition not met",
-) -> Any:
-    """Poll `predicate` (sync or async) until it returns something truthy; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{message} (after {timeout}s)")
-        await asyncio.sleep(interval)
 
 
 async def pending_events(conn: asyncpg.Connection) -> int:
