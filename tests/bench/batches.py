@@ -61,9 +61,6 @@ class Timeline:
         ]
         return Batch(site, device_of(site), f"{self.tag}-{next(self._serial)}", readings)
 
-    def oldest(self) -> datetime:
-        return self.start - STEP * (max(self._taken.values(), default=0) + 1)
-
 
 def device_of(site_id: int) -> str:
     return f"bench-dev-{site_id}"

@@ -256,14 +256,6 @@ class WorkerProcess(Process):
     def ready(self) -> Any:
         return self._ready_event is None or self.events(self._ready_event)
 
-    async def wait_for_event(self, event: str, *, timeout: float = 15.0) -> dict[str, Any]:
-        """The first log line with this event, waiting for it; fails early if the process died."""
-        found = await self.wait_until(
-            lambda: self.events(event), timeout=timeout, what=f"logged {event}"
-        )
-        first: dict[str, Any] = found[0]
-        return first
-
     async def terminate(self, timeout: float = 15.0) -> int:
         """SIGTERM and the exit code; a worker that needs SIGKILL fails the test."""
         code = await self.stop(timeout=timeout)

@@ -11,7 +11,6 @@ import itertools
 import os
 import random
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,7 +29,6 @@ from tests.harness.databases import create_database
 from tests.harness.services import PostgresServer, RedisServer
 from tests.integration.apiproc import api_process
 
-ROOT = Path(__file__).resolve().parents[2]
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
 CASES = {"count": 0}
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "50"))  # per operation
