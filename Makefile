@@ -37,7 +37,7 @@ test-unit: install
 
 # The dashboard in Debian's Chromium (apt-get install -y chromium), driven by Playwright.
 test-e2e: install
-	$(BIN)/pytest -q tests/e2e -p no:randomly
+	$(BIN)/pytest -q tests/e2e
 
 # Throughput and latency side by side in one run; see docs/benchmarks.md.
 bench: install
