@@ -53,6 +53,9 @@ def _banner(
     settings: Settings, url: str, key: str, sites: list[int], data: Path, started_s: float
 ) -> str:
     token = next(iter(settings.admin_token_map), "(set ADMIN_TOKENS)")
+    if settings.environment == "production":  # secrets never reach a terminal's scrollback
+        token = "(from ADMIN_TOKENS; not printed in production)"  # noqa: S105 - a label
+        key = f"(in {data / 'demo-device-key'}; not printed in production)"
     return f"""
   emissions-engine is running (ready in {started_s:.1f} s)
 

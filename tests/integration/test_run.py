@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -129,3 +130,36 @@ async def test_run_from_a_clone_postgres_cannot_reach_keeps_its_data_where_it_ca
         )
     assert reset.returncode == 0, reset.stderr
     assert not expected.exists()
+
+
+async def test_run_in_production_prints_no_secret(tmp_path: Path) -> None:
+    data = Path(tempfile.mkdtemp(prefix="emissions-run-prod-", dir="/tmp"))
+    token = "prod-" + secrets.token_urlsafe(32)
+    env = _env(RUN_DATA_DIR=str(data), ENVIRONMENT="production", ADMIN_TOKENS=f"ops:{token}")
+    log = tmp_path / "run-production.log"
+    try:
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "cli", "run"], cwd=ROOT, env=env, stdout=out, stderr=out
+            )
+        try:
+            for _ in range(600):
+                if "is running" in log.read_text() or proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            text = log.read_text()
+            assert "is running" in text, text[-3000:]
+            key = (data / "demo-device-key").read_text().strip()
+            assert key.startswith("emk_")
+            assert token not in text
+            assert key not in text and "emk_" not in text
+            assert "not printed in production" in text
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{env['PORT']}") as client:
+                bearer = {"Authorization": f"Bearer {token}"}
+                assert (await client.get("/v1/sites", headers=bearer)).status_code == 200
+        finally:
+            proc.send_signal(signal.SIGINT)
+            assert await asyncio.to_thread(proc.wait, 60) == 0
+    finally:
+        LocalPostgres(data, 0).stop()  # only if the run failed to
+        shutil.rmtree(data, ignore_errors=True)
