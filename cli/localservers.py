@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -127,6 +128,7 @@ class LocalPostgres:
     port: int
     durable: bool = True  # False: NON_DURABLE settings, and initdb without fsync
     settings: Mapping[str, str] = field(default_factory=dict)  # more `-c name=value`
+    password: str | None = None  # set: TCP logins need it (scram-sha-256); else trust
 
     @property
     def pgdata(self) -> Path:
@@ -137,7 +139,8 @@ class LocalPostgres:
         return self.pgdata / "server.log"
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        login = "postgres" if self.password is None else f"postgres:{quote(self.password, safe='')}"
+        return f"postgresql://{login}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, program: str, *args: str) -> subprocess.CompletedProcess[str]:
         user = server_user()
@@ -223,9 +226,21 @@ class LocalPostgres:
         self.pgdata.mkdir(exist_ok=True)
         if user is not None:
             os.chown(self.pgdata, user.pw_uid, user.pw_gid)
-        args = ["-D", str(self.pgdata), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+        args = ["-D", str(self.pgdata), "-U", "postgres", "-E", "UTF8"]
         args += ["--locale=C", *([] if self.durable else ["--no-sync"])]
-        done = self._run("initdb", *args)
+        pwfile = self.data_dir / "initdb-password"
+        if self.password is None:
+            args.append("--auth=trust")
+        else:
+            pwfile.write_text(self.password + "\n")
+            pwfile.chmod(0o600)
+            if user is not None:
+                os.chown(pwfile, user.pw_uid, user.pw_gid)
+            args += ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+        try:
+            done = self._run("initdb", *args)
+        finally:
+            pwfile.unlink(missing_ok=True)
         if done.returncode != 0:
             raise LocalServerError(f"initdb failed: {done.stderr[-2000:]}")
 
@@ -237,6 +252,7 @@ class LocalRedis:
     data_dir: Path
     port: int
     durable: bool = True  # an append-only file; False: only what stop() snapshots survives
+    password: str | None = None  # set: clients must AUTH with it (requirepass)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -249,7 +265,8 @@ class LocalRedis:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        login = "" if self.password is None else f":{quote(self.password, safe='')}@"
+        return f"redis://{login}127.0.0.1:{self.port}/0"
 
     def start(self) -> bool:
         """Start it; returns once it answers PING. False if it was already running."""
@@ -264,6 +281,8 @@ class LocalRedis:
         argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--daemonize", "no"]
         argv += ["--dir", str(self.directory), "--save", ""]
         argv += ["--appendonly", "yes" if self.durable else "no"]
+        if self.password is not None:
+            argv += ["--requirepass", self.password]
         with self.log.open("ab") as log:
             # Its own session: a Ctrl-C meant for `emissions run` must not stop Redis before
             # the worker that uses it; run stops it last.
@@ -280,7 +299,9 @@ class LocalRedis:
 
     def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
-        client = redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2)
+        client = redis.Redis(
+            port=self.port, password=self.password, socket_timeout=2, socket_connect_timeout=2
+        )
         with client:
             while True:
                 with contextlib.suppress(redis.RedisError):
@@ -299,7 +320,7 @@ class LocalRedis:
         if process is None or process.poll() is not None:
             return
         try:
-            with redis.Redis(port=self.port, socket_timeout=5) as client:
+            with redis.Redis(port=self.port, password=self.password, socket_timeout=5) as client:
                 client.shutdown(save=True)
         except redis.RedisError:
             process.terminate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from urllib.parse import unquote, urlsplit
 
 import structlog
 import uvloop
@@ -25,13 +26,24 @@ log = structlog.get_logger("worker")
 RETRY_S = 1.0
 
 
-async def _run_arq(runtime: Runtime) -> None:
+def redis_settings(url: str) -> RedisSettings:
+    """arq's settings for REDIS_URL, with a percent-encoded user or password decoded (arq's
+    from_dsn passes them on still encoded, so 'p%40ss' would be sent as is)."""
+    settings = RedisSettings.from_dsn(url)
+    parts = urlsplit(url)
+    settings.username = unquote(parts.username) if parts.username else None
+    settings.password = unquote(parts.password) if parts.password else None
     # No connection retries inside arq (its default is 5, a second apart): while Redis is down,
     # supervise() drains from Postgres between attempts, which it can only do if arq gives up.
-    redis_settings = RedisSettings.from_dsn(runtime.settings.redis_url)
-    redis_settings.conn_retries = 0
+    settings.conn_retries = 0
+    return settings
+
+
+async def _run_arq(runtime: Runtime) -> None:
     redis = await create_pool(
-        redis_settings, job_serializer=encode_job, job_deserializer=decode_job
+        redis_settings(runtime.settings.redis_url),
+        job_serializer=encode_job,
+        job_deserializer=decode_job,
     )
     worker = Worker(
         **arq_options(runtime.settings),
