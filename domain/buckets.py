@@ -14,8 +14,3 @@ def hour_of(ts: datetime) -> datetime:
 def hours_of(stamps: Iterable[datetime]) -> list[datetime]:
     """The distinct UTC hours touched by stamps, ascending."""
     return sorted({hour_of(ts) for ts in stamps})
-
-
-def year_of(ts: datetime) -> int:
-    """The UTC calendar year a window counts in (31 Dec 23:30Z is still that year)."""
-    return ts.astimezone(UTC).year

@@ -23,12 +23,3 @@ def canonical(readings: Sequence[Reading]) -> list[tuple[datetime, float]]:
 def canonical_fingerprint(device_id: str, batch: list[tuple[datetime, float]]) -> bytes:
     """sha256 of [device_id, batch] as JSON (floats as JSON), batch from canonical()."""
     return hashlib.sha256(_encode([device_id, batch])).digest()
-
-
-def batch_fingerprint(device_id: str, readings: Sequence[Reading]) -> bytes:
-    """sha256 of the canonical batch: readings in UTC, ordered by window, floats as JSON.
-
-    A retry that re-orders readings or spells an offset differently is the same request;
-    any change of value or window is a different one.
-    """
-    return canonical_fingerprint(device_id, canonical(readings))

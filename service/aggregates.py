@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from domain.buckets import hour_of
+from domain.buckets import hours_of
 from service import alerts, audit
 from service.infra import queries
 
@@ -34,7 +34,7 @@ async def recompute_hours(
     Returns the number of events the change wrote to the outbox (alerts, restatements).
     """
     q = queries.load("aggregates")
-    wanted = {site: sorted({hour_of(h) for h in hs}) for site, hs in hours.items()}
+    wanted = {site: hours_of(hs) for site, hs in hours.items()}
     sites = sorted(site for site, hs in wanted.items() if hs)
     if not sites:
         return 0

@@ -62,8 +62,6 @@ class Doorbell:
         self._again = False
         self._quiet_until = 0.0
         self._next_at = 0.0
-        self.rings = 0
-        self.failures = 0
 
     def ring(self) -> None:
         if time.monotonic() < self._quiet_until:
@@ -83,9 +81,7 @@ class Doorbell:
             try:
                 async with asyncio.timeout(self.timeout_s):
                     await self.redis.enqueue_job(DRAIN_JOB, _job_id=DRAIN_JOB_ID)
-                self.rings += 1
             except Exception as exc:
-                self.failures += 1
                 self._quiet_until = time.monotonic() + self.quiet_s
                 log.warning("nudge_failed", error=f"{type(exc).__name__}: {exc}")
                 return

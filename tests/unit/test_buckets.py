@@ -10,7 +10,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.buckets import hour_of, hours_of, year_of
+from domain.buckets import hour_of, hours_of
 from domain.readings import Window
 from tests.unit.strategies import instants, kgs, offsets
 
@@ -30,14 +30,14 @@ def test_hour_of_normalises_an_offset_to_utc() -> None:
 
 def test_last_half_hour_of_the_year_counts_in_that_year_and_hour() -> None:
     ts = datetime(2025, 12, 31, 23, 30, tzinfo=UTC)
-    assert year_of(ts) == 2025
+    assert hour_of(ts).year == 2025
     assert hour_of(ts) == datetime(2025, 12, 31, 23, 0, tzinfo=UTC)
 
 
-def test_year_of_uses_the_utc_year_not_the_local_one() -> None:
+def test_the_year_a_window_counts_in_is_its_utc_hour_s_year() -> None:
     # New Year's morning at +05:00 is still the old year in UTC.
-    assert year_of(datetime(2026, 1, 1, 4, 30, tzinfo=PLUS5)) == 2025
-    assert year_of(datetime(2026, 1, 1, 5, 0, tzinfo=PLUS5)) == 2026
+    assert hour_of(datetime(2026, 1, 1, 4, 30, tzinfo=PLUS5)).year == 2025
+    assert hour_of(datetime(2026, 1, 1, 5, 0, tzinfo=PLUS5)).year == 2026
 
 
 def test_hours_of_is_distinct_and_ascending() -> None:
@@ -84,5 +84,5 @@ def test_bucket_sums_equal_the_raw_sum_for_any_order_and_duplication(
 def test_hour_and_year_never_depend_on_the_offset(ts: datetime, tz: timezone) -> None:
     local = ts.astimezone(tz)
     assert hour_of(local) == hour_of(ts)
-    assert year_of(local) == ts.year
+    assert hour_of(local).year == ts.year
     assert hour_of(ts) <= ts < hour_of(ts) + timedelta(hours=1)

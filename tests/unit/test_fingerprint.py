@@ -1,20 +1,26 @@
-"""batch_fingerprint: equal for bodies that mean the same batch, different otherwise."""
+"""Request fingerprints: equal for bodies that mean the same batch, different otherwise."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.fingerprint import batch_fingerprint
-from domain.readings import Window
+from domain.fingerprint import canonical, canonical_fingerprint
+from domain.readings import Reading, Window
 from tests.unit.strategies import batches, offsets
 
 T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 T1 = datetime(2026, 1, 5, 0, 15, tzinfo=UTC)
 BATCH = [Window(T0, 1.0), Window(T1, 2.0)]
+
+
+def batch_fingerprint(device_id: str, readings: Sequence[Reading]) -> bytes:
+    """What ingest fingerprints: the canonical batch (UTC, ordered by window) of the device."""
+    return canonical_fingerprint(device_id, canonical(readings))
 
 
 def test_fingerprint_is_a_32_byte_sha256_digest() -> None:
