@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
+from domain.roles import Actor
 from service.infra.errors import UnknownOperator
 from service.infra.settings import Settings
 from service.operators import OperatorGate
@@ -33,10 +35,10 @@ async def require_admin(
     """Guard: a named admin token (settings or CLI-created); its name goes to the audit."""
     gate: OperatorGate = connection.app.state.operators
     try:
-        name = await gate.identify(bearer_token(connection), client_address(connection))
+        actor = await gate.identify(bearer_token(connection), client_address(connection))
     except UnknownOperator as exc:
         raise NotAuthorizedException("an admin token is required", headers=CHALLENGE) from exc
-    connection.scope["state"]["operator"] = name
+    connection.scope["state"]["actor"] = actor
 
 
 async def require_reader(
@@ -46,3 +48,9 @@ async def require_reader(
     settings: Settings = connection.app.state.settings
     if settings.environment == "production":
         await require_admin(connection, route_handler)
+
+
+def caller(request: Request[Any, Any, Any]) -> Actor:
+    """Who the guard let through (name and role): the audit's actor."""
+    actor: Actor = request.scope["state"]["actor"]
+    return actor

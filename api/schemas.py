@@ -10,6 +10,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from domain.co2e import Gwp
 from domain.receipts import Conflict, IngestReceipt
+from domain.roles import Role
 from service.devices import DeviceKey
 from service.infra.db import MAX_ID
 from service.outbox import QueueStats
@@ -172,7 +173,8 @@ class ReplayRequest(Base):
 class AuditOut(Base):
     id: int
     at: datetime
-    actor: str
+    actor: str  # the token's name (or `cli`)
+    role: Role  # the token's role when it acted
     action: str
     affected: int
     dry_run: bool

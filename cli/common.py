@@ -8,10 +8,12 @@ from datetime import datetime
 
 import asyncpg
 
+from domain.roles import Actor
 from service.infra import db
 from service.infra.settings import Settings
 
-CLI_ACTOR = "cli"
+# Whoever can run the CLI reaches the database itself: it acts as an admin, audited as `cli`.
+CLI_ACTOR = Actor("cli", "admin")
 
 
 async def with_conn(

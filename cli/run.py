@@ -52,7 +52,7 @@ async def _prepare(database_url: str, known_key: str) -> tuple[list[int], str]:
 def _banner(
     settings: Settings, url: str, key: str, sites: list[int], data: Path, started_s: float
 ) -> str:
-    token = next(iter(settings.admin_token_map), "(set ADMIN_TOKENS)")
+    token = settings.admin_token or "(set ADMIN_TOKENS: no admin token)"
     if settings.environment == "production":  # secrets never reach a terminal's scrollback
         token = "(from ADMIN_TOKENS; not printed in production)"  # noqa: S105 - a label
         key = f"(in {data / 'demo-device-key'}; not printed in production)"

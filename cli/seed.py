@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from domain.readings import Window
+from domain.roles import Actor
 from service import devices, ingest
 from service.infra.errors import InvalidDeviceKey
 
 DEMO_DEVICE = "demo-sensor"
+SEED_ACTOR = Actor("seed", "admin")
 SITES = [
     ("Permian Pad 7", 40_000.0, {"basin": "Permian", "type": "well pad"}),
     ("Eagle Ford CS-2", 90_000.0, {"basin": "Eagle Ford", "type": "compressor station"}),
@@ -43,7 +45,7 @@ async def seed(conn: asyncpg.Connection, *, known_key: str) -> tuple[list[int], 
         identity = None
     if identity is None or set(identity.site_ids) != set(site_ids):
         _, key = await devices.create_device_key(
-            conn, device_id=DEMO_DEVICE, site_ids=site_ids, name="make run demo", actor="seed"
+            conn, device_id=DEMO_DEVICE, site_ids=site_ids, name="make run demo", actor=SEED_ACTOR
         )
     for site_id in site_ids:
         await _history(conn, site_id)

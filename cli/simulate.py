@@ -18,7 +18,7 @@ def add_commands(sub: Any) -> None:
     sim.add_argument("--faults", type=float, default=0.2, help="fault probability per try")
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--url", help="API base URL (default http://HOST:PORT from settings)")
-    sim.add_argument("--admin-token", help="default: the first of ADMIN_TOKENS")
+    sim.add_argument("--admin-token", help="default: the first admin token of ADMIN_TOKENS")
     sim.set_defaults(run=_simulate, sync=True)
 
 
@@ -27,7 +27,7 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
     from tools.simulator import Options, simulate  # an HTTP client: only this command needs it
 
-    token = args.admin_token or next(iter(settings.admin_token_map), "")
+    token = args.admin_token or settings.admin_token or ""
     options = Options(
         base_url=args.url or f"http://{settings.host}:{settings.port}",
         admin_token=token,

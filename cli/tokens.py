@@ -1,4 +1,4 @@
-"""`emissions tokens create|revoke`: named operator tokens (a new token is printed once)."""
+"""`emissions tokens create|revoke`: named operator tokens with a role (printed once)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,36 @@ from typing import Any
 import asyncpg
 
 from cli.common import CLI_ACTOR, with_conn
+from domain.roles import DEFAULT_ROLE, ROLES
 from service import operators
 from service.infra.settings import Settings
 
 
 def add_commands(sub: Any) -> None:
-    tok = sub.add_parser("tokens", help="named admin tokens").add_subparsers(
+    tok = sub.add_parser("tokens", help="named operator tokens").add_subparsers(
         dest="tokens_command", required=True
     )
-    tc = tok.add_parser("create", help="create an admin token")
+    tc = tok.add_parser("create", help="create a token (viewer, operator or admin)")
     tc.add_argument("--name", required=True)
+    tc.add_argument(
+        "--role",
+        choices=ROLES,
+        default=DEFAULT_ROLE,
+        help="viewer: reads; operator: + replays and acknowledgements; admin: everything"
+        f" (default {DEFAULT_ROLE})",
+    )
     tc.set_defaults(run=_create)
-    tr = tok.add_parser("revoke", help="revoke an admin token")
+    tr = tok.add_parser("revoke", help="revoke a token")
     tr.add_argument("--name", required=True)
     tr.set_defaults(run=_revoke)
 
 
 async def _create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
-        secret = await operators.create_operator_token(conn, name=args.name, actor=CLI_ACTOR)
-        print(f"admin token {args.name!r}:")
+        secret = await operators.create_operator_token(
+            conn, name=args.name, role=args.role, actor=CLI_ACTOR
+        )
+        print(f"{args.role} token {args.name!r}:")
         print(secret)
         print("store it now: it is not shown again")
         return 0

@@ -10,6 +10,7 @@ from decimal import Decimal
 import asyncpg
 
 from domain.buckets import hours_of
+from domain.roles import Actor
 from service import alerts, audit
 from service.infra import queries
 
@@ -110,7 +111,7 @@ async def rebuild_site(conn: asyncpg.Connection, *, site_id: int, year: int) -> 
 
 
 async def rebuild(
-    conn: asyncpg.Connection, *, site_id: int | None, actor: str
+    conn: asyncpg.Connection, *, site_id: int | None, actor: Actor
 ) -> tuple[int, int, audit.AuditEntry]:
     """Recompute every bucket of one site (or of all sites) from raw data. Returns (sites,
     buckets) and the audit entry.

@@ -11,6 +11,7 @@ import asyncpg
 
 from domain.alerts import crossed_thresholds
 from domain.events import ALERT_EVENT_TYPE
+from domain.roles import Actor
 from service import audit
 from service.infra import queries
 from service.infra.db import valid_id
@@ -153,12 +154,12 @@ async def count_alerts(conn: asyncpg.Connection, *, site_id: int | None) -> tupl
     return row["open"], row["acknowledged"]
 
 
-async def acknowledge(conn: asyncpg.Connection, *, alert_id: int, actor: str) -> asyncpg.Record:
+async def acknowledge(conn: asyncpg.Connection, *, alert_id: int, actor: Actor) -> asyncpg.Record:
     """Acknowledge an open alert (again: a no-op that keeps the first), audited."""
     row = None
     async with conn.transaction():
         if valid_id(alert_id):
-            row = await conn.fetchrow(queries.load(Q)["acknowledge"], alert_id, actor)
+            row = await conn.fetchrow(queries.load(Q)["acknowledge"], alert_id, actor.name)
         if row is None:
             raise AlertNotFound(f"no alert with id {alert_id}")
         await audit.record(conn, actor=actor, action="alert.ack", params={"alert_id": alert_id})

@@ -1,4 +1,5 @@
-"""The audit trail: every operator write, by whom, with what, affecting how many rows."""
+"""The audit trail: every operator write, by whom (token name and role), with what, affecting
+how many rows; and reading it back, newest first."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from domain.roles import Actor, Role
 from service.infra import queries
 
 
@@ -16,6 +18,7 @@ class AuditEntry:
     id: int
     at: datetime
     actor: str
+    role: Role
     action: str
     affected: int
     dry_run: bool
@@ -24,7 +27,7 @@ class AuditEntry:
 async def record(
     conn: asyncpg.Connection,
     *,
-    actor: str,
+    actor: Actor,
     action: str,
     params: dict[str, Any],
     affected: int = 1,
@@ -32,6 +35,22 @@ async def record(
 ) -> AuditEntry:
     """Record an operator action (in the caller's transaction)."""
     query = queries.load("audit")["record"]
-    row = await conn.fetchrow(query, actor, action, params, affected, dry_run)
+    row = await conn.fetchrow(query, actor.name, actor.role, action, params, affected, dry_run)
     assert row is not None
-    return AuditEntry(row["id"], row["at"], actor, action, affected, dry_run)
+    return AuditEntry(row["id"], row["at"], actor.name, actor.role, action, affected, dry_run)
+
+
+async def list_entries(
+    conn: asyncpg.Connection,
+    *,
+    actor: str | None,
+    action: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    before: int,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Entries newest first with an id below `before`, by actor and action if given, at in
+    [start, end)."""
+    query = queries.load("audit")["list_audit"]
+    return await conn.fetch(query, before, actor, action, start, end, limit)

@@ -9,6 +9,7 @@ import asyncpg
 import msgspec
 
 from domain.credentials import hash_secret, new_secret
+from domain.roles import Actor
 from service import audit
 from service.infra import queries
 from service.infra.db import valid_id
@@ -88,7 +89,12 @@ class DeviceKeyCache:
 
 
 async def create_device_key(
-    conn: asyncpg.Connection, *, device_id: str, site_ids: list[int], name: str | None, actor: str
+    conn: asyncpg.Connection,
+    *,
+    device_id: str,
+    site_ids: list[int],
+    name: str | None,
+    actor: Actor,
 ) -> tuple[DeviceKey, str]:
     """A new key for a device bound to site_ids, audited; returns the listing and the secret
     (shown this once)."""
@@ -106,7 +112,7 @@ async def create_device_key(
             name,
             secret[: len(DEVICE_KEY_PREFIX) + 6],
             hash_secret(secret),
-            actor,
+            actor.name,
         )
         key = _key(row)
         await audit.record(conn, actor=actor, action="device.create", params={"key_id": key.id})
@@ -118,7 +124,7 @@ async def list_device_keys(conn: asyncpg.Connection, *, site_id: int | None) -> 
 
 
 async def revoke_device_key(
-    conn: asyncpg.Connection, *, key_id: int, actor: str, cache: DeviceKeyCache | None = None
+    conn: asyncpg.Connection, *, key_id: int, actor: Actor, cache: DeviceKeyCache | None = None
 ) -> DeviceKey:
     """Revoke a key, audited; this process's cache forgets it at once (other processes' ingest
     transactions check the key is live)."""

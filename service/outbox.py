@@ -11,6 +11,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from domain.errors import FieldError
+from domain.roles import Actor
 from service import audit
 from service.infra import metrics, queries
 from service.infra.db import valid_id
@@ -123,7 +124,7 @@ class InvalidReplay(InvalidInput):
 
 
 async def replay(
-    conn: asyncpg.Connection, *, selection: ReplaySelection, actor: str, dry_run: bool
+    conn: asyncpg.Connection, *, selection: ReplaySelection, actor: Actor, dry_run: bool
 ) -> tuple[list[int], audit.AuditEntry]:
     """Make the selected events due again (or, dry run, only say which). Audited either way.
 

@@ -10,6 +10,7 @@ import msgspec
 
 from domain.co2e import Gwp, gwp, t_co2e
 from domain.limits import LimitStatus, limit_status, percent_of_limit
+from domain.roles import Actor
 from domain.sites import metadata_errors, name_errors
 from service import audit
 from service.infra import queries
@@ -73,7 +74,7 @@ async def create_site(
     name: str,
     emission_limit_kg: float,
     metadata: dict[str, Any],
-    actor: str,
+    actor: Actor,
     reporting_interval_s: int = 900,
     factor: Gwp = DEFAULT_GWP,
 ) -> SiteView:
@@ -98,7 +99,7 @@ async def update_site(
     conn: asyncpg.Connection,
     *,
     site_id: int,
-    actor: str,
+    actor: Actor,
     name: str | None = None,
     emission_limit_kg: float | None = None,
     metadata: dict[str, Any] | None = None,

@@ -11,6 +11,7 @@ import msgspec
 
 from domain.errors import FieldError
 from domain.events import EVENT_TYPES
+from domain.roles import Actor
 from domain.webhooks import new_secret, secret_key
 from service import audit
 from service.infra import queries
@@ -112,7 +113,7 @@ async def create(
     event_types: list[str],
     description: str,
     secret: str | None,
-    actor: str,
+    actor: Actor,
 ) -> tuple[Subscription, str]:
     """Register a subscription; returns it and its secret (generated unless given)."""
     errors = check(url, event_types, secret)
@@ -122,7 +123,7 @@ async def create(
     types = sorted(set(event_types), key=EVENT_TYPES.index)
     async with conn.transaction():
         row = await conn.fetchrow(
-            queries.load(Q)["create_subscription"], url, types, secret, description, actor
+            queries.load(Q)["create_subscription"], url, types, secret, description, actor.name
         )
         assert row is not None
         await audit.record(
@@ -136,7 +137,7 @@ async def list_all(conn: asyncpg.Connection, *, include_disabled: bool) -> list[
     return [_subscription(r) for r in rows]
 
 
-async def disable(conn: asyncpg.Connection, *, subscription_id: int, actor: str) -> Subscription:
+async def disable(conn: asyncpg.Connection, *, subscription_id: int, actor: Actor) -> Subscription:
     row = None
     async with conn.transaction():
         if valid_id(subscription_id):
@@ -171,7 +172,7 @@ async def replay(
     delivery_ids: list[int] | None,
     subscription_id: int | None,
     only_dead: bool,
-    actor: str,
+    actor: Actor,
     dry_run: bool,
 ) -> tuple[list[int], audit.AuditEntry]:
     """Send the selected deliveries again (fresh attempt budget), or, dry run, only say which.

@@ -9,7 +9,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from api.auth import require_admin, require_reader
+from api.auth import caller, require_admin, require_reader
 from api.schemas import AlertCounts, AlertOut, AlertPage
 from service import alerts
 from service.infra import db
@@ -58,7 +58,5 @@ class AlertsController(Controller):
         pool: NamedDependency[asyncpg.Pool],
     ) -> AlertOut:
         async with db.connection(pool) as conn:
-            row = await alerts.acknowledge(
-                conn, alert_id=alert_id, actor=request.scope["state"]["operator"]
-            )
+            row = await alerts.acknowledge(conn, alert_id=alert_id, actor=caller(request))
         return AlertOut(**dict(row))

@@ -10,7 +10,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from api.auth import require_admin
+from api.auth import caller, require_admin
 from api.decode import body_operation, decode_json
 from api.schemas import DeviceCreate, DeviceKeyCreated
 from service import devices
@@ -41,7 +41,7 @@ class DevicesController(Controller):
                 device_id=data.device_id,
                 site_ids=data.site_ids,
                 name=data.name,
-                actor=request.scope["state"]["operator"],
+                actor=caller(request),
             )
         return DeviceKeyCreated(key=secret, device=device)
 
@@ -65,6 +65,6 @@ class DevicesController(Controller):
             return await devices.revoke_device_key(
                 conn,
                 key_id=key_id,
-                actor=request.scope["state"]["operator"],
+                actor=caller(request),
                 cache=request.app.state.ingest.keys,
             )

@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
-from api.auth import require_admin, require_reader
+from api.auth import caller, require_admin, require_reader
 from api.decode import body_operation, decode_json
 from api.errors import InvalidBody
 from api.schemas import (
@@ -95,7 +95,7 @@ class OpsController(Controller):
                     end=body.end,
                     only_dead=body.all_dead,
                 ),
-                actor=request.scope["state"]["operator"],
+                actor=caller(request),
                 dry_run=body.dry_run,
             )
         if ids and not body.dry_run:

@@ -11,7 +11,7 @@ from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from api.auth import require_admin, require_reader
+from api.auth import caller, require_admin, require_reader
 from api.decode import body_operation, decode_json
 from api.routes.ops import default_range
 from api.schemas import HourlySeries, HourOut, SiteCreate, SiteOut, SitePage, SitePatch
@@ -50,7 +50,7 @@ class SitesController(Controller):
                 emission_limit_kg=data.emission_limit_kg,
                 metadata=data.metadata,
                 reporting_interval_s=data.reporting_interval_s,
-                actor=request.scope["state"]["operator"],
+                actor=caller(request),
                 factor=settings.gwp,
             )
 
@@ -99,7 +99,7 @@ class SitesController(Controller):
             return await sites.update_site(
                 conn,
                 site_id=site_id,
-                actor=request.scope["state"]["operator"],
+                actor=caller(request),
                 factor=settings.gwp,
                 **changes,
             )

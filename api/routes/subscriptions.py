@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from msgspec import Meta
 
-from api.auth import require_admin, require_reader
+from api.auth import caller, require_admin, require_reader
 from api.decode import body_operation, decode_json
 from api.schemas import AuditOut, Base
 from service import subscriptions
@@ -107,7 +107,7 @@ class SubscriptionsController(Controller):
                 event_types=data.event_types,
                 description=data.description,
                 secret=data.secret,
-                actor=request.scope["state"]["operator"],
+                actor=caller(request),
             )
         return SubscriptionCreated(secret=secret, subscription=sub)
 
@@ -134,7 +134,7 @@ class SubscriptionsController(Controller):
     ) -> Subscription:
         async with db.connection(pool) as conn:
             return await subscriptions.disable(
-                conn, subscription_id=subscription_id, actor=request.scope["state"]["operator"]
+                conn, subscription_id=subscription_id, actor=caller(request)
             )
 
     @get("/{subscription_id:int}/deliveries", operation_id="listDeliveries")
@@ -177,7 +177,7 @@ async def replay_deliveries(
             delivery_ids=body.delivery_ids,
             subscription_id=body.subscription_id,
             only_dead=body.all_dead,
-            actor=request.scope["state"]["operator"],
+            actor=caller(request),
             dry_run=body.dry_run,
         )
     return DeliveryReplayOut(

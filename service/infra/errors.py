@@ -79,7 +79,7 @@ class DeviceBusy(ServiceError):
 
 
 class UnknownOperator(ServiceError):
-    """An admin token is required."""
+    """A valid operator token is required."""
 
 
 class RequestTimeout(ServiceError):

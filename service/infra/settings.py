@@ -12,6 +12,7 @@ from msgspec import Meta
 
 from domain.co2e import Gwp, GwpVersion, gwp
 from domain.readings import BatchLimits
+from domain.roles import Actor, parse_token_entries
 
 DEV_ADMIN_TOKEN = "dev-admin-token"  # noqa: S105 - public on purpose: development only
 MIN_PRODUCTION_TOKEN_CHARS = 32
@@ -73,7 +74,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     worker_poll_delay_s: PositiveFloat = 0.05
     nudge_timeout_s: PositiveFloat = 0.25
     outbox_retention_days: PositiveInt = 7
-    # Named operator tokens, "name:token,name:token". The development default is public.
+    # Named operator tokens, "name:token,name:role:token" (role viewer, operator or admin; without
+    # one, admin). The development default is public.
     admin_tokens: str = f"dev:{DEV_ADMIN_TOKEN}"
     worker_metrics_port: int = 0  # > 0: the worker serves Prometheus metrics on this port
     device_rate_per_s: PositiveFloat = 20.0
@@ -118,10 +120,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         return gwp(self.gwp_version)
 
     @property
-    def admin_token_map(self) -> dict[str, str]:
-        """token -> name; entries without a name or token are ignored."""
-        pairs = (entry.partition(":") for entry in self.admin_tokens.split(","))
-        return {token.strip(): name.strip() for name, _, token in pairs if name and token}
+    def operator_tokens(self) -> dict[str, Actor]:
+        """token -> the name and role it stands for; entries without a name or token are
+        ignored, an unknown role is refused (domain.roles.UnknownRole, a ValueError)."""
+        return parse_token_entries(self.admin_tokens)
+
+    @property
+    def admin_token(self) -> str | None:
+        """The first admin token of ADMIN_TOKENS (the local stack's banner, the simulator)."""
+        return next((t for t, a in self.operator_tokens.items() if a.role == "admin"), None)
 
     @property
     def allowed_host_list(self) -> list[str]:
@@ -131,11 +138,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
         """Why these settings must not serve production (empty in development, or when safe)."""
         if self.environment != "production":
             return []
-        tokens = self.admin_token_map
+        tokens = {token: actor.name for token, actor in self.operator_tokens.items()}
         problems = []
         if not tokens:
             problems.append("ADMIN_TOKENS is empty")
-        for token, name in tokens.items():
+        for token, name in tokens.items():  # the token part only, whatever its role
             if token == DEV_ADMIN_TOKEN:
                 problems.append(f"ADMIN_TOKENS: {name!r} has the public development token")
             elif len(token) < MIN_PRODUCTION_TOKEN_CHARS:
@@ -145,7 +152,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
                 )
         if problems:
             problems.append(
-                "set ADMIN_TOKENS=name:token[,name:token...] with tokens of at least"
+                "set ADMIN_TOKENS=name:token[,name:role:token...] with tokens of at least"
                 f" {MIN_PRODUCTION_TOKEN_CHARS} random characters, e.g. ADMIN_TOKENS=ops:$(python3"
                 " -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )

@@ -118,3 +118,27 @@ async def test_api_refuses_to_start_on_an_unmigrated_database(
     names = ", ".join(f"{m.version:04d}_{m.name}" for m in migrations.discover())
     assert f"pending migrations: {names}" in output
     assert "run `emissions migrate`" in output
+
+
+async def test_tokens_and_audit_rows_from_before_roles_are_admins(
+    empty_db: str, tmp_path: Path
+) -> None:
+    before_roles = tmp_path / "migrations"
+    before_roles.mkdir()
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if path.name < "0006":
+            shutil.copy(path, before_roles)
+    conn = await asyncpg.connect(empty_db)
+    try:
+        await migrations.migrate(conn, before_roles)
+        await conn.execute(
+            "INSERT INTO operator_tokens (name, token_hash) VALUES ('alice', '\\x01');"
+            "INSERT INTO ops_audit (actor, action, params, affected) VALUES ('alice', 'x', '{}', 1)"
+        )
+        assert "0006_roles" in await migrations.migrate(conn)
+        assert await conn.fetchval("SELECT role FROM operator_tokens") == "admin"
+        assert await conn.fetchval("SELECT role FROM ops_audit") == "admin"
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE operator_tokens SET role = 'root'")
+    finally:
+        await conn.close()
