@@ -8,21 +8,23 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import structlog
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from api import auth
 from api.context import RequestContext
 from api.docs_page import DocsPage
-from api.openapi import document_problems
+from api.openapi import SECURITY_SCHEMES, document_access, document_problems
 from api.problems import handle_exception
 from api.routes import (
     alerts,
     dashboard,
     devices,
     health,
+    me,
     measurements,
     metrics,
     ops,
@@ -85,9 +87,13 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             await redis.aclose()
             await pool.close()
 
-    app = Litestar(
+    # Every route declares its access (api/auth.py); `authorize` enforces it for all of them
+    # but ingest, whose device key the ingest transaction checks (a guard there would copy the
+    # route handler on every request of the hottest route).
+    guarded = Router(
+        path="/",
+        guards=[auth.authorize],
         route_handlers=[
-            measurements.ingest_measurements,
             sites.SitesController,
             ops.OpsController,
             devices.DevicesController,
@@ -95,6 +101,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             subscriptions.SubscriptionsController,
             subscriptions.replay_deliveries,
             reports.ReportsController,
+            me.me,
             health.live,
             health.ready,
             health.list_problem_types,
@@ -102,6 +109,9 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             metrics.scrape,
             dashboard.router,
         ],
+    )
+    app = Litestar(
+        route_handlers=[measurements.ingest_measurements, guarded],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         dependencies={
@@ -114,12 +124,20 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             title="emissions-engine",
             version="1",
             description="Idempotent batch ingest of methane readings, and site aggregates.",
-            path="/schema",
+            components=SECURITY_SCHEMES,
+            openapi_router=Router(
+                path="/schema",
+                route_handlers=[],
+                include_in_schema=False,
+                opt=auth.requires("public"),
+            ),
             # The reference page is rendered here (no CDN, no script); the JSON for tools.
             render_plugins=[DocsPage(), JsonRenderPlugin()],
         ),
         debug=False,
     )
+    auth.check_routes(app)  # a route without a declared access never serves
+    document_access(app.openapi_schema, app)
     document_problems(app.openapi_schema)
     return RequestContext(
         app,

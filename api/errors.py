@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.errors import FieldError
+from domain.roles import Actor, Role
 
 
 class EdgeError(Exception):
@@ -31,3 +32,15 @@ class InvalidBody(EdgeError):
     def __init__(self, errors: list[FieldError]) -> None:
         super().__init__()
         self.errors = errors
+
+
+class RoleRequired(EdgeError):
+    """This token's role may not do this."""
+
+    def __init__(self, required_role: Role, actor: Actor) -> None:
+        super().__init__(
+            f"this needs the {required_role} role or above; the token {actor.name!r} has the"
+            f" {actor.role} role"
+        )
+        self.required_role = required_role
+        self.role = actor.role

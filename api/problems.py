@@ -53,6 +53,7 @@ TABLE: dict[type[Exception], ProblemType] = {
     edge.BodyTimeout: ProblemType("body-timeout", 408, "Request body timed out"),
     edge.UnsupportedMediaType: ProblemType("unsupported-media-type", 415, "Unsupported type"),
     edge.InvalidBody: VALIDATION,
+    edge.RoleRequired: ProblemType("forbidden-role", 403, "Role not allowed"),
     InvalidBatch: VALIDATION,
     svc.InvalidInput: VALIDATION,
     svc.SiteNotFound: ProblemType("site-not-found", 404, "Site not found"),
@@ -115,6 +116,13 @@ def _headers(exc: Exception) -> dict[str, str]:
     return {}
 
 
+def _members(exc: Exception) -> dict[str, Any]:
+    """Extension members of the problem body (RFC 9457 §3.2) for the exceptions that have them."""
+    if isinstance(exc, edge.RoleRequired):
+        return {"required_role": exc.required_role, "role": exc.role}
+    return {}
+
+
 def _field_errors(exc: Exception) -> list[FieldError] | None:
     if isinstance(exc, edge.InvalidBody | InvalidBatch | svc.InvalidInput):
         return exc.errors
@@ -128,12 +136,14 @@ def problem_response(
     instance: str | None = None,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    members: dict[str, Any] | None = None,
 ) -> Response[bytes]:
     body: dict[str, Any] = {
         "type": kind.uri,
         "title": kind.title,
         "status": kind.status,
         "detail": detail,
+        **(members or {}),
     }
     if instance:
         body["instance"] = instance
@@ -159,7 +169,12 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
     if kind is not None:
         detail = getattr(exc, "detail", None) or str(exc)
         return problem_response(
-            kind, detail, instance=instance, errors=_field_errors(exc), headers=_headers(exc)
+            kind,
+            detail,
+            instance=instance,
+            errors=_field_errors(exc),
+            headers=_headers(exc),
+            members=_members(exc),
         )
     if isinstance(exc, HTTPException) and exc.status_code != HTTPStatus.INTERNAL_SERVER_ERROR:
         status = exc.status_code

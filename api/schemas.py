@@ -180,6 +180,13 @@ class AuditOut(Base):
     dry_run: bool
 
 
+class Me(Base):
+    """Who a token names; viewer < operator < admin, each may do what those below may."""
+
+    name: str
+    role: Role
+
+
 class ReplayOut(Base):
     event_ids: list[int]
     replayed: int

@@ -9,12 +9,14 @@ from litestar.datastructures import CacheControlHeader
 from litestar.response import File
 from litestar.static_files import create_static_files_router
 
+from api.auth import requires
+
 STATIC = Path(__file__).resolve().parent.parent / "static"
 # Revalidate every time (ETag / Last-Modified): a deploy is visible on the next reload.
 _REVALIDATE = CacheControlHeader(no_cache=True)
 
 
-@get("/", include_in_schema=False, cache_control=_REVALIDATE)
+@get("/", include_in_schema=False, cache_control=_REVALIDATE, opt=requires("public"))
 async def index() -> File:
     return File(
         STATIC / "index.html",
@@ -30,7 +32,11 @@ router = Router(
     route_handlers=[
         index,
         create_static_files_router(
-            path="/static", directories=[STATIC], cache_control=_REVALIDATE, name="dashboard"
+            path="/static",
+            directories=[STATIC],
+            cache_control=_REVALIDATE,
+            name="dashboard",
+            opt=requires("public"),
         ),
     ],
     include_in_schema=False,

@@ -10,7 +10,7 @@ from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from api.auth import caller, require_admin
+from api.auth import caller, requires
 from api.decode import body_operation, decode_json
 from api.schemas import DeviceCreate, DeviceKeyCreated
 from service import devices
@@ -23,11 +23,10 @@ _decode_create = msgspec.json.Decoder(DeviceCreate)
 class DevicesController(Controller):
     path = "/v1/devices"
     tags = ["devices"]  # noqa: RUF012 (Controller declares it as a plain attribute)
-    guards = [require_admin]  # noqa: RUF012
-    security = [{"bearer": []}]  # noqa: RUF012
 
     @post(
         operation_id="createDeviceKey",
+        opt=requires("admin"),
         status_code=201,
         operation_class=body_operation(DeviceCreate, "The device and the sites it may post to"),
     )
@@ -45,7 +44,7 @@ class DevicesController(Controller):
             )
         return DeviceKeyCreated(key=secret, device=device)
 
-    @get(operation_id="listDeviceKeys")
+    @get(operation_id="listDeviceKeys", opt=requires("admin"))
     async def list_keys(
         self,
         pool: NamedDependency[asyncpg.Pool],
@@ -54,7 +53,7 @@ class DevicesController(Controller):
         async with db.connection(pool) as conn:
             return await devices.list_device_keys(conn, site_id=site_id)
 
-    @delete("/{key_id:int}", operation_id="revokeDeviceKey", status_code=200)
+    @delete("/{key_id:int}", operation_id="revokeDeviceKey", status_code=200, opt=requires("admin"))
     async def revoke(
         self,
         key_id: FromPath[int],

@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
+from api.auth import requires
 from api.problems import ALL_TYPES, problem_types
 from service.infra import health
 
@@ -24,13 +25,13 @@ class Readiness(msgspec.Struct):
     redis: str
 
 
-@get("/health", operation_id="health", tags=["ops"])
+@get("/health", operation_id="health", tags=["ops"], opt=requires("public"))
 async def live() -> Health:
     """The process is up (no dependency is checked)."""
     return Health(status="ok")
 
 
-@get("/ready", operation_id="ready", tags=["ops"])
+@get("/ready", operation_id="ready", tags=["ops"], opt=requires("public"))
 async def ready(state: State) -> Response[Readiness]:
     """503 only when Postgres is unreachable: ingest works without Redis, so Redis is advisory.
     Answered from a cache at most READY_CACHE_S old."""
@@ -45,13 +46,13 @@ async def ready(state: State) -> Response[Readiness]:
     return Response(body, status_code=status)
 
 
-@get("/problems", operation_id="listProblemTypes", tags=["docs"])
+@get("/problems", operation_id="listProblemTypes", tags=["docs"], opt=requires("public"))
 async def list_problem_types() -> list[dict[str, Any]]:
     """Every problem `type` the API answers with."""
     return problem_types()
 
 
-@get("/problems/{slug:str}", operation_id="getProblemType", tags=["docs"])
+@get("/problems/{slug:str}", operation_id="getProblemType", tags=["docs"], opt=requires("public"))
 async def get_problem_type(slug: FromPath[str]) -> dict[str, Any]:
     kind = ALL_TYPES.get(slug)
     if kind is None:

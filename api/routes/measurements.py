@@ -12,7 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Parameter, Schema
 from litestar.params import FromPath
 
-from api.auth import bearer_token, client_address
+from api.auth import bearer_token, client_address, requires
 from api.decode import body_operation, decode_json
 from api.schemas import IngestBatch, IngestReceipt, Problem
 from service.ingest import Ingest
@@ -63,6 +63,8 @@ _PROBLEMS = {
         "with the same key and body gets the stored answer with `Idempotent-Replayed: true`."
     ),
     tags=["ingest"],
+    # The device key is checked by the ingest transaction itself (site binding, revocation).
+    opt=requires("device"),
     status_code=202,
     responses={202: ResponseSpec(IngestReceipt, description="Batch recorded"), **_PROBLEMS},
 )

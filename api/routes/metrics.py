@@ -7,7 +7,7 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from api.auth import require_reader
+from api.auth import requires
 from service import outbox
 from service.infra import db
 from service.infra.errors import DatabaseUnavailable
@@ -21,7 +21,7 @@ _MEDIA_TYPE = CONTENT_TYPE_LATEST.split("; charset")[0]
     operation_id="metrics",
     tags=["ops"],
     include_in_schema=False,
-    guards=[require_reader],
+    opt=requires("viewer"),
 )
 async def scrape(pool: NamedDependency[asyncpg.Pool]) -> Response[bytes]:
     try:

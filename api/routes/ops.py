@@ -1,4 +1,4 @@
-"""Ops: queue health, the outbox (keyset paged), and replay (admin)."""
+"""Ops: queue health, the outbox (keyset paged), and replay (operator)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
-from api.auth import caller, require_admin, require_reader
+from api.auth import caller, requires
 from api.decode import body_operation, decode_json
 from api.errors import InvalidBody
 from api.schemas import (
@@ -42,16 +42,15 @@ OutboxType = Literal[
 class OpsController(Controller):
     path = "/v1/ops"
     tags = ["ops"]  # noqa: RUF012 (Controller declares it as a plain attribute)
-    guards = [require_reader]  # noqa: RUF012
 
-    @get("/queue", operation_id="getQueue")
+    @get("/queue", operation_id="getQueue", opt=requires("viewer"))
     async def queue(self, pool: NamedDependency[asyncpg.Pool], state: State) -> QueueOut:
         async with db.connection(pool) as conn:
             stats = await outbox.queue_stats(conn, state.redis)
             sizes = await maintenance.table_sizes(conn)
         return QueueOut(**msgspec.structs.asdict(stats), table_bytes=sizes)
 
-    @get("/outbox", operation_id="listOutbox")
+    @get("/outbox", operation_id="listOutbox", opt=requires("viewer"))
     async def outbox(
         self,
         pool: NamedDependency[asyncpg.Pool],
@@ -76,10 +75,9 @@ class OpsController(Controller):
     @post(
         "/outbox/replay",
         operation_id="replayOutbox",
-        guards=[require_admin],
+        opt=requires("operator"),
         status_code=200,
         operation_class=body_operation(ReplayRequest, "What to replay"),
-        security=[{"bearer": []}],
     )
     async def replay(
         self, request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]

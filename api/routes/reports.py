@@ -16,7 +16,7 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType
 from litestar.params import FromPath, QueryParameter
 
 from api import report_csv
-from api.auth import require_reader
+from api.auth import requires
 from api.errors import InvalidBody
 from api.schemas import Problem
 from domain import periods
@@ -35,7 +35,7 @@ _PROBLEMS = {
         Problem, description=text, media_type="application/problem+json", generate_examples=False
     )
     for code, text in {
-        401: "An admin token is required (production)",
+        401: "A token is required (production)",
         404: "Unknown site",
         422: "Invalid period, from, to, min_gap_h or format, or more than 36 periods",
     }.items()
@@ -119,10 +119,10 @@ def parse_query(
 class ReportsController(Controller):
     path = "/v1/sites/{site_id:int}/reports"
     tags = ["reports"]  # noqa: RUF012 (Controller declares it as a plain attribute)
-    guards = [require_reader]  # noqa: RUF012
 
     @get(
         operation_id="getSiteReports",
+        opt=requires("viewer"),
         summary="Reporting periods of a site",
         description=(
             "One report per UTC month or year from `from` to `to` (default: the current period; "

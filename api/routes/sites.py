@@ -11,7 +11,7 @@ from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from api.auth import caller, require_admin, require_reader
+from api.auth import caller, requires
 from api.decode import body_operation, decode_json
 from api.routes.ops import default_range
 from api.schemas import HourlySeries, HourOut, SiteCreate, SiteOut, SitePage, SitePatch
@@ -27,12 +27,10 @@ _decode_patch = msgspec.json.Decoder(SitePatch)
 class SitesController(Controller):
     path = "/v1/sites"
     tags = ["sites"]  # noqa: RUF012 (Controller declares it as a plain attribute)
-    guards = [require_reader]  # noqa: RUF012
 
     @post(
         operation_id="createSite",
-        guards=[require_admin],
-        security=[{"bearer": []}],
+        opt=requires("admin"),
         status_code=201,
         operation_class=body_operation(SiteCreate, "The new site"),
     )
@@ -54,7 +52,7 @@ class SitesController(Controller):
                 factor=settings.gwp,
             )
 
-    @get(operation_id="listSites")
+    @get(operation_id="listSites", opt=requires("viewer"))
     async def list_sites(
         self,
         pool: NamedDependency[asyncpg.Pool],
@@ -69,7 +67,7 @@ class SitesController(Controller):
         items = list(views)
         return SitePage(items=items, next_after=items[-1].id if len(items) == limit else None)
 
-    @get("/{site_id:int}", operation_id="getSite")
+    @get("/{site_id:int}", operation_id="getSite", opt=requires("viewer"))
     async def get_site(
         self,
         site_id: FromPath[int],
@@ -82,8 +80,7 @@ class SitesController(Controller):
     @patch(
         "/{site_id:int}",
         operation_id="updateSite",
-        guards=[require_admin],
-        security=[{"bearer": []}],
+        opt=requires("admin"),
         operation_class=body_operation(SitePatch, "Fields to change"),
     )
     async def update_site(
@@ -104,7 +101,7 @@ class SitesController(Controller):
                 **changes,
             )
 
-    @get("/{site_id:int}/hourly", operation_id="getSiteHourly")
+    @get("/{site_id:int}/hourly", operation_id="getSiteHourly", opt=requires("viewer"))
     async def hourly(
         self,
         site_id: FromPath[int],

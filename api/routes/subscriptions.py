@@ -1,5 +1,5 @@
 """Webhook subscriptions: register (admin; the secret is shown once), list with delivery
-health, disable (admin); a subscription's deliveries; replay of deliveries (admin)."""
+health, disable (admin); a subscription's deliveries; replay of deliveries (operator)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from msgspec import Meta
 
-from api.auth import caller, require_admin, require_reader
+from api.auth import caller, requires
 from api.decode import body_operation, decode_json
 from api.schemas import AuditOut, Base
 from service import subscriptions
@@ -87,13 +87,11 @@ _decode_replay = msgspec.json.Decoder(DeliveryReplayRequest)
 class SubscriptionsController(Controller):
     path = "/v1/subscriptions"
     tags = ["subscriptions"]  # noqa: RUF012 (Controller declares it as a plain attribute)
-    guards = [require_reader]  # noqa: RUF012
 
     @post(
         operation_id="createSubscription",
         status_code=201,
-        guards=[require_admin],
-        security=[{"bearer": []}],
+        opt=requires("admin"),
         operation_class=body_operation(SubscriptionCreate, "Receiver URL and event types"),
     )
     async def create(
@@ -111,7 +109,7 @@ class SubscriptionsController(Controller):
             )
         return SubscriptionCreated(secret=secret, subscription=sub)
 
-    @get(operation_id="listSubscriptions")
+    @get(operation_id="listSubscriptions", opt=requires("viewer"))
     async def list_subscriptions(
         self, pool: NamedDependency[asyncpg.Pool], include_disabled: FromQuery[bool] = False
     ) -> SubscriptionList:
@@ -123,8 +121,7 @@ class SubscriptionsController(Controller):
         "/{subscription_id:int}",
         operation_id="disableSubscription",
         status_code=200,
-        guards=[require_admin],
-        security=[{"bearer": []}],
+        opt=requires("admin"),
     )
     async def disable(
         self,
@@ -137,7 +134,7 @@ class SubscriptionsController(Controller):
                 conn, subscription_id=subscription_id, actor=caller(request)
             )
 
-    @get("/{subscription_id:int}/deliveries", operation_id="listDeliveries")
+    @get("/{subscription_id:int}/deliveries", operation_id="listDeliveries", opt=requires("viewer"))
     async def deliveries(
         self,
         subscription_id: FromPath[int],
@@ -162,9 +159,8 @@ class SubscriptionsController(Controller):
     "/v1/ops/deliveries/replay",
     operation_id="replayDeliveries",
     tags=["ops"],
-    guards=[require_admin],
+    opt=requires("operator"),
     status_code=200,
-    security=[{"bearer": []}],
     operation_class=body_operation(DeliveryReplayRequest, "Which deliveries to send again"),
 )
 async def replay_deliveries(

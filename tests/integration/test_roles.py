@@ -11,7 +11,7 @@ import pytest
 
 from service.infra.settings import Settings
 from tests.conftest import RunningApi
-from tests.integration.helpers import make_site, run_cli
+from tests.integration.helpers import make_site, run_cli, table_counts
 
 ONCALL = "oncall-operator-token-0123456789abcdef"
 WALL = "wall-viewer-token-0123456789abcdef"
@@ -75,3 +75,63 @@ async def test_cli_tokens_carry_their_role_and_default_to_admin(
         ("cli", "admin", {"name": "wall", "role": "viewer"}),
         ("cli", "admin", {"name": "ops", "role": "admin"}),
     ]
+
+
+async def test_me_names_the_token_and_its_role_and_never_the_secret(
+    roles_api: RunningApi, db_url: str
+) -> None:
+    env = {"DATABASE_URL": db_url, "LOG_JSON": "true"}
+    made = await run_cli("tokens", "create", "--name", "night", "--role", "operator", env=env)
+    cli_token = made.stdout.splitlines()[1]
+    async with httpx.AsyncClient(base_url=roles_api.url, timeout=30) as http:
+        for token, name, role in (
+            (WALL, "wall", "viewer"),
+            (ONCALL, "oncall", "operator"),
+            ("dev-admin-token", "dev", "admin"),
+            (cli_token, "night", "operator"),
+        ):
+            answer = await http.get("/v1/me", headers=bearer(token))
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == {"name": name, "role": role}
+            assert token not in answer.text
+        # Reads are open in development, but there is nobody to name without a token.
+        assert (await http.get("/v1/me")).status_code == 401
+        assert (await http.get("/v1/me", headers=bearer("emo_made-up"))).status_code == 401
+
+
+async def test_a_role_too_low_is_403_naming_the_role_and_writes_nothing(
+    roles_api: RunningApi, conn: asyncpg.Connection, db_url: str
+) -> None:
+    env = {"DATABASE_URL": db_url, "LOG_JSON": "true"}
+    made = await run_cli("tokens", "create", "--name", "kiosk", "--role", "viewer", env=env)
+    kiosk = made.stdout.splitlines()[1]
+    before = await table_counts(conn)
+    async with httpx.AsyncClient(base_url=roles_api.url, timeout=30) as http:
+        for token, method, path, body, needed, held in (
+            (WALL, "POST", "/v1/ops/outbox/replay", {"all_dead": True}, "operator", "viewer"),
+            (kiosk, "POST", "/v1/alerts/1/ack", None, "operator", "viewer"),
+            (
+                ONCALL,
+                "POST",
+                "/v1/sites",
+                {"name": "x", "emission_limit_kg": 1},
+                "admin",
+                "operator",
+            ),
+            (ONCALL, "GET", "/v1/devices", None, "admin", "operator"),
+        ):
+            answer = await http.request(method, path, json=body, headers=bearer(token))
+            assert answer.status_code == 403, (path, answer.text)
+            problem = answer.json()
+            assert problem["type"] == "/problems/forbidden-role"
+            assert problem["required_role"] == needed
+            assert problem["role"] == held
+            assert f"needs the {needed} role or above" in problem["detail"]
+            assert answer.headers["content-type"] == "application/problem+json"
+        index = (await http.get("/problems/forbidden-role")).json()
+        assert index == {
+            "type": "/problems/forbidden-role",
+            "title": "Role not allowed",
+            "status": 403,
+        }
+    assert await table_counts(conn) == before
