@@ -21,6 +21,7 @@ from api.openapi import SECURITY_SCHEMES, document_access, document_problems
 from api.problems import handle_exception
 from api.routes import (
     alerts,
+    audit,
     dashboard,
     devices,
     health,
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             subscriptions.SubscriptionsController,
             subscriptions.replay_deliveries,
             reports.ReportsController,
+            audit.list_audit,
             me.me,
             health.live,
             health.ready,

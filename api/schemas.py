@@ -180,6 +180,16 @@ class AuditOut(Base):
     dry_run: bool
 
 
+class AuditRecord(AuditOut):
+    params: dict[str, Any]  # what the action was given (ids, selections), never a secret
+
+
+class AuditPage(Base):
+    items: list[AuditRecord]
+    # Pass as ?before= for the next (older) page; null on the last page.
+    next_before: int | None = None
+
+
 class Me(Base):
     """Who a token names; viewer < operator < admin, each may do what those below may."""
 

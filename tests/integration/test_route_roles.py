@@ -37,6 +37,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/v1/ops/outbox"): "viewer",
     ("POST", "/v1/ops/outbox/replay"): "operator",
     ("POST", "/v1/ops/deliveries/replay"): "operator",
+    ("GET", "/v1/ops/audit"): "operator",
     ("GET", "/v1/devices"): "admin",
     ("POST", "/v1/devices"): "admin",
     ("DELETE", "/v1/devices/{key_id:int}"): "admin",
