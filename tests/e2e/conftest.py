@@ -39,6 +39,10 @@ SCREENSHOTS = ARTIFACTS / "screenshots"
 LOGS = ARTIFACTS / "e2e-logs"
 ADMIN_TOKEN = "dev-admin-token"
 PRODUCTION_TOKEN = "prod-token-for-e2e-0123456789abcdef"  # production wants 32+
+# One token of each lower role, in both APIs (name:role:token entries of ADMIN_TOKENS).
+VIEWER_TOKEN = "viewer-token-for-e2e-0123456789abcdef"
+OPERATOR_TOKEN = "operator-token-for-e2e-0123456789abcdef"
+LOWER_ROLES = f"wall:viewer:{VIEWER_TOKEN},oncall:operator:{OPERATOR_TOKEN}"
 DATABASE = f"e2e_dashboard_{os.getpid()}"
 LAPTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -85,7 +89,7 @@ async def api(
         env={
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_server.url,
-            "ADMIN_TOKENS": f"dev:{ADMIN_TOKEN}",
+            "ADMIN_TOKENS": f"dev:{ADMIN_TOKEN},{LOWER_ROLES}",
         },
         log_dir=LOGS,
     )
@@ -115,7 +119,7 @@ async def production_api(
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_server.url,
             "ENVIRONMENT": "production",
-            "ADMIN_TOKENS": f"ops:{PRODUCTION_TOKEN}",
+            "ADMIN_TOKENS": f"ops:{PRODUCTION_TOKEN},{LOWER_ROLES}",
         },
         log_dir=LOGS,
         name="api-production",

@@ -92,7 +92,7 @@ async def test_threshold_and_leak_alerts_are_listed_in_words_and_acknowledged_fr
     await leak.get_by_role("button", name="Acknowledge").click()
     dialog = page.get_by_role("dialog")
     await expect(dialog.get_by_role("heading")).to_have_text("Acknowledge alert")
-    await dialog.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    await dialog.get_by_label("Token", exact=True).fill(ADMIN_TOKEN)
     await dialog.get_by_role("button", name="Continue").click()
     await expect(page.locator(".notice-ok")).to_contain_text("acknowledged: Acknowledged by dev")
     await expect(leak).to_have_count(0)

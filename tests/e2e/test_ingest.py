@@ -23,7 +23,7 @@ async def test_retry_with_the_same_key_is_replayed_and_totals_do_not_move(
 
     # A device key for the form's device and this site, created from the page (admin token).
     await page.get_by_role("button", name="Create a demo key for this site…").click()
-    await page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    await page.get_by_label("Token", exact=True).fill(ADMIN_TOKEN)
     await page.get_by_role("button", name="Continue").click()
     await expect(page.locator("#device-key-note")).to_contain_text("created for demo-sensor-1")
     assert await page.get_by_label("Device key").input_value()

@@ -61,11 +61,11 @@ async def test_dead_event_is_listed_then_replayed_from_the_page_after_the_fix(
     await row.get_by_role("button", name="Replay all dead events of Poisoned Pad 9").click()
     await expect(dialog.get_by_role("heading")).to_contain_text("all dead events of Poisoned Pad 9")
     await expect(dialog.get_by_role("button", name="Replay", exact=True)).to_be_disabled()
-    await dialog.get_by_label("Admin token").fill("not-the-token")
+    await dialog.get_by_label("Token", exact=True).fill("not-the-token")
     await dialog.get_by_role("button", name="Dry run").click()
     await expect(dialog.locator("[data-outcome='error']")).to_contain_text("Unauthorized")
     await expect(dialog.get_by_role("button", name="Replay", exact=True)).to_be_disabled()
-    await dialog.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    await dialog.get_by_label("Token", exact=True).fill(ADMIN_TOKEN)
     await dialog.get_by_role("button", name="Dry run").click()
     await expect(dialog.locator("[data-outcome='dry-run']")).to_contain_text(
         f"1 event would be replayed (#{event_id})"
@@ -74,7 +74,7 @@ async def test_dead_event_is_listed_then_replayed_from_the_page_after_the_fix(
 
     # All dead events: the token is remembered for this page; a dry run only.
     await page.get_by_role("button", name="Replay all 1 dead…").click()
-    await expect(dialog.get_by_label("Admin token")).to_have_value(ADMIN_TOKEN)
+    await expect(dialog.get_by_label("Token", exact=True)).to_have_value(ADMIN_TOKEN)
     await dialog.get_by_role("button", name="Dry run").click()
     await expect(dialog.locator("[data-outcome='dry-run']")).to_contain_text(f"#{event_id}")
     await dialog.get_by_role("button", name="Close").click()

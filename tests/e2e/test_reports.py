@@ -195,10 +195,12 @@ async def test_csv_download_sends_the_token_when_reads_need_one(
     )
     await seed.wait_applied(sid, 4)
     await page.goto(f"{production_api.url}/#/sites/{sid}/report")
-    await page.locator("#banner").get_by_role("button", name="Enter admin token…").click()
+    await page.locator("#banner").get_by_role("button", name="Enter a token…").click()
     dialog = page.get_by_role("dialog")
-    await dialog.get_by_label("Admin token").fill(PRODUCTION_TOKEN)
+    await dialog.get_by_label("Token", exact=True).fill(PRODUCTION_TOKEN)
     await dialog.get_by_role("button", name="Continue").click()
+    await expect(dialog.locator("#token-role")).to_have_text("‘ops’ has the admin role.")
+    await dialog.get_by_role("button", name="Done").click()
     await expect(page.locator("table.report-table tr.period-row")).to_have_count(6)
 
     # A plain link would get a 401: the page fetches with the token and saves the Blob.

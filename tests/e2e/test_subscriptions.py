@@ -100,7 +100,7 @@ async def test_dead_delivery_is_shown_under_its_subscription_and_replayed_after_
             f"Replay dead deliveries of subscription #{sub_id}"
         )
         await expect(dialog.get_by_role("button", name="Replay", exact=True)).to_be_disabled()
-        await dialog.get_by_label("Admin token").fill(ADMIN_TOKEN)
+        await dialog.get_by_label("Token", exact=True).fill(ADMIN_TOKEN)
         await dialog.get_by_role("button", name="Dry run").click()
         await expect(dialog.locator("[data-outcome='dry-run']")).to_contain_text(
             f"1 delivery would be replayed (#{delivery['id']})"

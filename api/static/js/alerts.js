@@ -1,5 +1,5 @@
-// Alerts as people read them (kind-specific text), and acknowledging one with the operator's
-// admin token (asked for once, like the queue's replay; POST /v1/alerts/{id}/ack is audited).
+// Alerts as people read them (kind-specific text), and acknowledging one with an operator
+// token (asked for once, like the queue's replay; POST /v1/alerts/{id}/ack is audited).
 
 import { ApiError, request } from "./api.js";
 import { badge, h } from "./dom.js";
@@ -64,14 +64,14 @@ export function ackedText(a) {
 }
 
 /**
- * Acknowledge an alert with the admin token (asked for when there is none, or when the one we
+ * Acknowledge an alert with an operator token (asked for when there is none, or when the one we
  * have is refused). Resolves to the acknowledged alert, or null when the operator cancelled.
  */
 export async function acknowledge(alert) {
   let token = adminToken();
-  let reason = `Acknowledging alert #${alert.id} (${siteName(alert.site_id)}) is an operator action and is audited.`;
+  let reason = `Acknowledging alert #${alert.id} (${siteName(alert.site_id)}) needs the operator role or above and is audited.`;
   for (let attempt = 0; attempt < 3; attempt += 1) {
-    if (!token) token = await askToken({ title: "Acknowledge alert", reason });
+    if (!token) token = await askToken({ title: "Acknowledge alert", reason, needs: "operator" });
     if (!token) return null;
     try {
       const { data } = await request("POST", `/v1/alerts/${alert.id}/ack`, {

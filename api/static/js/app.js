@@ -1,12 +1,15 @@
-// Boot, hash routing, the polling loop, the header status and the outage banner.
+// Boot, hash routing, the polling loop, the header status (and who the token is), the outage
+// banner, and the role locks after every refresh.
 
 import { ApiError, Unreachable, get } from "./api.js";
 import { fill, h, setText } from "./dom.js";
 import { clock, count, duration, plural } from "./format.js";
-import { askToken } from "./token.js";
+import { applyRoles } from "./roles.js";
+import { adminToken, askToken, identity, onIdentityChange, refreshIdentity } from "./token.js";
 import { POLL_MS, WORKER_STALE_S, recordQueue, store, workerProblem } from "./store.js";
 import { co2eOn, onUnitChange, setCo2e } from "./units.js";
 import * as alertsView from "./views/alerts.js";
+import * as auditView from "./views/audit.js";
 import * as ingestView from "./views/ingest.js";
 import * as queueView from "./views/queue.js";
 import * as reportView from "./views/report.js";
@@ -20,6 +23,7 @@ const workerPill = document.getElementById("worker-pill");
 const alertsLink = document.getElementById("alerts-link");
 const alertCount = document.getElementById("alert-count");
 const unitToggle = document.getElementById("unit-toggle");
+const whoButton = document.getElementById("who");
 
 let current = null; // { name, key, view }
 let timer = null;
@@ -39,6 +43,7 @@ function parseHash() {
   }
   if (parts[0] === "alerts") return { name: "alerts", module: alertsView, params };
   if (parts[0] === "queue") return { name: "queue", module: queueView, params };
+  if (parts[0] === "audit") return { name: "audit", module: auditView, params };
   if (parts[0] === "ingest") return { name: "ingest", module: ingestView, params };
   return { name: "sites", module: sitesView, params };
 }
@@ -98,6 +103,7 @@ async function tick() {
   }
   current?.view.afterTick?.();
   renderStatus();
+  applyRoles();
 }
 
 /** The open-alert count on the nav link; false when the API did not answer. */
@@ -158,8 +164,8 @@ function renderStatus() {
     messages.push({
       tone: "warning",
       title: "Token needed",
-      text: "This API only shows its data to operators (production mode).",
-      action: { label: "Enter admin token…", run: signIn },
+      text: "In production mode this API shows its data only with a token (any role).",
+      action: { label: "Enter a token…", run: signIn },
     });
   } else if (store.queueError instanceof ApiError) {
     const p = store.queueError.problem;
@@ -224,12 +230,29 @@ function renderStatus() {
 async function signIn() {
   const token = await askToken({
     title: "Operator sign-in",
-    reason: "Reads need an admin token when the API runs in production mode.",
+    reason: "In production mode every read needs a token: any role may read. Its role decides which actions this page offers.",
+    confirm: true,
   });
   if (token) poll();
 }
 
+/** The header's token button: who the token in use names, or an offer to enter one. */
+function renderWho() {
+  const whom = identity();
+  setText(whoButton, whom ? `${whom.name} · ${whom.role}` : adminToken() ? "Token…" : "Sign in…");
+  whoButton.title = whom
+    ? `Token ‘${whom.name}’ with the ${whom.role} role is in use in this tab; click to use another`
+    : "Enter a token: its role decides which actions this page offers";
+}
+
 store.pollNow = poll;
+whoButton.addEventListener("click", signIn);
+onIdentityChange(() => {
+  renderWho();
+  applyRoles();
+});
+renderWho();
+refreshIdentity().catch((err) => console.error(err));
 unitToggle.checked = co2eOn();
 unitToggle.addEventListener("change", () => setCo2e(unitToggle.checked));
 // Every figure of the page changes with the unit: build the page again, keeping the focus here.

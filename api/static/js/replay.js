@@ -1,11 +1,11 @@
-// The replay dialog: asks for the admin token, offers a dry run first, then replays, and shows
+// The replay dialog: asks for an operator token, offers a dry run first, then replays, and shows
 // the result and the audit entry the API recorded (POST /v1/ops/outbox/replay, or
 // POST /v1/ops/deliveries/replay for webhook deliveries: same request pattern, same answer).
 
 import { request, describe } from "./api.js";
 import { fill, h, setText } from "./dom.js";
 import { count, plural, utc } from "./format.js";
-import { adminToken, isRemembered, saveToken } from "./token.js";
+import { adminToken, describeIdentity, identity, isRemembered, saveToken } from "./token.js";
 
 const OUTBOX = {
   endpoint: "/v1/ops/outbox/replay",
@@ -36,6 +36,7 @@ function auditLine(audit, kind) {
 export function openReplay({ what, body, kind = OUTBOX }, onDone) {
   const noun = (n) => (n === 1 ? kind.noun : kind.nouns || `${kind.noun}s`);
   const remembered = adminToken();
+  const known = remembered ? identity() : null;
   const token = h("input", { id: "replay-token", type: "password", autocomplete: "off", required: true, value: remembered, spellcheck: "false" });
   const remember = h("input", { id: "replay-remember", type: "checkbox", checked: isRemembered() });
   const result = h("div", { class: "replay-result", role: "status", "aria-live": "polite" });
@@ -49,9 +50,11 @@ export function openReplay({ what, body, kind = OUTBOX }, onDone) {
       h("h2", { id: "replay-title" }, `Replay ${what}`),
       h("p", { class: "muted" }, kind.explain),
       h("div", { class: "field" },
-        h("label", { for: "replay-token" }, "Admin token"),
+        h("label", { for: "replay-token" }, "Token"),
         token,
-        h("span", { class: "hint" }, "Sent as Authorization: Bearer; the operator it names is recorded in the audit.")),
+        h("span", { class: "hint", id: "replay-token-hint" },
+          known ? `This tab's token: ${describeIdentity(known)}. ` : "",
+          "Needs the operator role or above; the name and role of the token are recorded in the audit.")),
       h("label", { class: "check" }, remember, " Remember for this browser tab"),
       result,
       h("div", { class: "actions" }, closeBtn, dryBtn, goBtn)));
@@ -59,7 +62,7 @@ export function openReplay({ what, body, kind = OUTBOX }, onDone) {
   async function run(dryRun) {
     const value = token.value.trim();
     if (!value) {
-      fill(result, h("p", { class: "notice notice-danger" }, "Enter the admin token first."));
+      fill(result, h("p", { class: "notice notice-danger" }, "Enter a token first."));
       token.focus();
       return;
     }
@@ -71,7 +74,8 @@ export function openReplay({ what, body, kind = OUTBOX }, onDone) {
         body: { ...body, dry_run: dryRun },
         headers: { Authorization: `Bearer ${value}` },
       });
-      saveToken(value, remember.checked);
+      // The audit entry names who the token is: the page now knows its role too.
+      saveToken(value, remember.checked, { name: data.audit.actor, role: data.audit.role });
       const found = data[kind.idsField];
       const ids = found.length ? found.map((i) => `#${i}`).join(", ") : "none";
       const n = found.length;
@@ -99,7 +103,7 @@ export function openReplay({ what, body, kind = OUTBOX }, onDone) {
       const p = err.problem;
       fill(result, h("p", { class: "notice notice-danger", dataset: { outcome: "error" } },
         h("strong", {}, p?.title || "Failed"), p?.detail ? ` — ${p.detail}` : ` — ${describe(err)}`));
-      if (err.status === 401) token.select();
+      if (err.status === 401 || err.status === 403) token.select();
     } finally {
       dryBtn.disabled = false;
       if (checked !== null && dryRun) goBtn.disabled = false;

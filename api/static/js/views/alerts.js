@@ -1,5 +1,5 @@
 // #/alerts: open and acknowledged alerts (threshold, leak, stale), newest first, in words;
-// each open one can be acknowledged with the admin token. ?site=ID narrows to one site.
+// each open one can be acknowledged with an operator token. ?site=ID narrows to one site.
 
 import { Unreachable, describe, get, getAll } from "../api.js";
 import { fill, h, reconcile, setText } from "../dom.js";
@@ -49,7 +49,7 @@ export function alertRow(onAck, status) {
       if (a.acknowledged_at) {
         fill(actions, h("span", { class: "ack-text ok-text small" }, ackedText(a)));
       } else {
-        const btn = h("button", { type: "button", class: "button small ack", "aria-label": `Acknowledge alert ${a.id}: ${text.title}` }, "Acknowledge");
+        const btn = h("button", { type: "button", class: "button small ack", "aria-label": `Acknowledge alert ${a.id}: ${text.title}`, dataset: { needs: "operator" } }, "Acknowledge");
         btn.addEventListener("click", async () => {
           btn.disabled = true;
           try {

@@ -81,7 +81,7 @@ export function mount(root, params) {
   const device = h("input", { id: "ingest-device", type: "text", value: "demo-sensor-1", required: true, autocomplete: "off", spellcheck: "false", onchange: () => recallKey() });
   const deviceKey = h("input", { id: "ingest-device-key", type: "password", autocomplete: "off", spellcheck: "false" });
   const keyNote = h("span", { class: "hint", id: "device-key-note", "aria-live": "polite" }, "Sent as Authorization: Bearer. Paste a key from `emissions devices create`, or create one here.");
-  const createKeyBtn = h("button", { type: "button", class: "button small ghost", id: "create-device-key", onclick: () => createKey() }, "Create a demo key for this site…");
+  const createKeyBtn = h("button", { type: "button", class: "button small ghost", id: "create-device-key", dataset: { needs: "admin" }, onclick: () => createKey() }, "Create a demo key for this site…");
   const readings = h("textarea", { id: "ingest-readings", rows: "6", spellcheck: "false", class: "mono" });
   readings.value = freshReadings();
   const key = h("input", { id: "ingest-key", type: "text", value: newKey(), required: true, class: "mono", spellcheck: "false" });
@@ -144,7 +144,8 @@ export function mount(root, params) {
     if (!siteId || !deviceId) return;
     const token = await askToken({
       title: "Create a device key",
-      reason: `A key for device ${deviceId}, allowed to post to ${currentSite()?.name || `site #${siteId}`}. Creating keys is an operator action and is audited.`,
+      reason: `A key for device ${deviceId}, allowed to post to ${currentSite()?.name || `site #${siteId}`}. Creating keys needs an admin token and is audited.`,
+      needs: "admin",
     });
     if (!token) return;
     try {

@@ -49,7 +49,7 @@ export function mount(root) {
   const deadEmpty = h("p", { class: "empty ok-text" }, "No dead events.");
   const backoffEmpty = h("p", { class: "empty" }, "No event is waiting to retry.");
   const deadMore = h("p", { class: "muted small", hidden: true });
-  const replayAll = h("button", { type: "button", class: "button danger", id: "replay-all", disabled: true,
+  const replayAll = h("button", { type: "button", class: "button danger", id: "replay-all", disabled: true, dataset: { needs: "operator" },
     onclick: () => openReplay({ what: "all dead events", body: { all_dead: true } }, () => refresh()) }, "Replay all dead…");
   const sizes = h("dl", { class: "sizes" });
   const subs = subscriptionsPanel();
@@ -83,8 +83,8 @@ export function mount(root) {
         h("td", { class: "col-opt batch" }), h("td", { class: "num attempts" }),
         h("td", { class: "err" }, h("code", { class: "error-text" })), h("td", { class: "when" }));
       if (kind === "dead") {
-        const one = h("button", { type: "button", class: "button small replay-one" }, "Replay");
-        const site = h("button", { type: "button", class: "button small ghost replay-site" }, "All of site");
+        const one = h("button", { type: "button", class: "button small replay-one", dataset: { needs: "operator" } }, "Replay");
+        const site = h("button", { type: "button", class: "button small ghost replay-site", dataset: { needs: "operator" } }, "All of site");
         row.append(h("td", { class: "row-actions" }, one, site));
       }
       return row;

@@ -37,7 +37,7 @@ export function subscriptionsPanel() {
 
   function createRow(sub) {
     const toggle = h("button", { type: "button", class: "button small ghost dead-toggle", "aria-expanded": "false" }, "Dead deliveries", h("span", { class: "chev", "aria-hidden": "true" }, " ▸"));
-    const replay = h("button", { type: "button", class: "button small danger replay-dead" }, "Replay dead…");
+    const replay = h("button", { type: "button", class: "button small danger replay-dead", dataset: { needs: "operator" } }, "Replay dead…");
     const main = h("tr", { class: "sub-row" },
       h("th", { scope: "row", class: "sub-url" }, h("code", { class: "url" }), h("div", { class: "muted small desc" })),
       h("td", { class: "col-opt types" }),
