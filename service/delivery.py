@@ -7,6 +7,11 @@ each as its own task under a process-wide and a per-subscription concurrency cap
 the outcomes in one statement per round: delivered, retried with backoff, or dead-lettered.
 A worker that dies mid-send leaves its leases to run out, and another sender tries again;
 subscribers dedupe on the event id (`webhook-id`), the same on every attempt.
+
+Egress is contained: connections reach only addresses the policy allows (service.infra.egress;
+a refused destination is dead at once), each attempt has one deadline for connect, send and
+the whole reply, at most READ_CAP bytes of a reply are read, and slots are shared so that
+hanging receivers cannot take them all (see step).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -26,15 +32,18 @@ import msgspec
 import structlog
 
 from domain.events import backoff_s
+from domain.replies import summary
 from domain.webhooks import WebhookMessage, event_id, headers
 from service.infra import db, metrics, queries
+from service.infra.egress import DestinationRefused, GuardedTransport
 from service.infra.errors import DatabaseUnavailable
 from service.infra.settings import Settings
 
 log = structlog.get_logger("delivery")
 Q = "delivery"
 _encode = msgspec.json.Encoder().encode
-ERROR_CHARS = 500
+READ_CAP = 64 * 1024  # reply bytes read at most; past it the connection is closed, unread
+KEEP_BYTES = 1024  # of those, kept for the error summary
 FLUSH_DELAY_S = 0.01  # longest a finished send waits for its outcome to be written
 
 
@@ -45,6 +54,21 @@ class Outcome:
     status: int | None
     error: str | None
     delay_s: float
+    permanent: bool = False  # cannot succeed on a retry: dead-lettered at once
+
+
+async def read_capped(response: httpx.Response, *, cap: int, keep: int) -> bytes:
+    """The first `keep` bytes of the reply body, reading no more than about `cap` (a chunk
+    past it): the rest stays unread, and closing the response then closes the connection."""
+    kept = b""
+    seen = 0
+    async for chunk in response.aiter_raw():
+        if len(kept) < keep:
+            kept += chunk[: keep - len(kept)]
+        seen += len(chunk)
+        if seen > cap:
+            break
+    return kept
 
 
 def message_of(row: asyncpg.Record | dict[str, Any]) -> bytes:
@@ -72,17 +96,26 @@ class Deliverer:
         self._pool = pool
         self._settings = settings
         self._client = client or httpx.AsyncClient(
-            timeout=settings.delivery_timeout_s,
+            transport=GuardedTransport(
+                settings.webhook_networks, max_connections=settings.delivery_concurrency
+            ),
+            trust_env=False,  # no proxy from the environment: it would connect unchecked
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=settings.delivery_concurrency),
+            timeout=None,  # noqa: S113 (one deadline per attempt bounds it all: _attempt)
+            headers={"accept-encoding": "identity"},  # the capped read is of the raw bytes
         )
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy: Counter[int] = Counter()  # in-flight sends per subscription
+        self._failing: set[int] = set()  # subscriptions whose last attempt here failed
         self._outcomes: list[Outcome] = []
-        # The lease outlives any send (timeout), with room for a slow outcome write.
+        # An attempt ends by its deadline, DELIVERY_TIMEOUT_S after the claim was sent (before
+        # the database's now() that starts the lease), so the lease outlives it with room to
+        # spare for a stalled event loop: one delivery is never in flight twice.
         self._lease_s = settings.delivery_timeout_s * 2 + 5
+        # Slots kept for subscriptions with nothing in flight (see claim_deliveries).
+        self._reserved = max(1, settings.delivery_concurrency // 4)
         self._wake_batch = max(1, settings.delivery_per_subscription // 2)
         self.sent = 0
         self.delivered = 0
@@ -110,24 +143,37 @@ class Deliverer:
 
     async def step(self) -> int:
         """Record finished sends, then lease and start as many due deliveries as there is
-        room for. Returns how many it started."""
+        room for. Returns how many it started.
+
+        Sharing the slots (DELIVERY_CONCURRENCY): a subscription has at most
+        DELIVERY_PER_SUBSCRIPTION in flight, and one while its last attempt here failed (a dead
+        or hanging receiver gets a probe, not a share); a freed slot goes to the subscription
+        with the fewest in flight; and a quarter of the slots are only ever a subscription's
+        first. So receivers that hang hold at most three quarters of the slots plus one each
+        until their attempts reach the deadline, and one each after: a subscription with
+        nothing in flight finds a slot while fewer than a quarter of them hang."""
         async with db.connection(self._pool) as conn:
             await self._flush(conn)
             free = self._settings.delivery_concurrency - len(self._tasks)
             if free <= 0:
                 return 0
-            busy = {sid: n for sid, n in self._busy.items() if n > 0}
+            known = {sid for sid, n in self._busy.items() if n > 0} | self._failing
+            per_sub = self._settings.delivery_per_subscription
+            # Before the claim is sent, so before the lease starts in the database.
+            deadline = asyncio.get_running_loop().time() + self._settings.delivery_timeout_s
             rows = await conn.fetch(
                 queries.load(Q)["claim_deliveries"],
                 free,
-                list(busy),
-                list(busy.values()),
-                self._settings.delivery_per_subscription,
+                list(known),
+                [self._busy[sid] for sid in known],
+                per_sub,
                 self._lease_s,
+                [1 if sid in self._failing else per_sub for sid in known],
+                self._reserved,
             )
         for row in rows:
             self._busy[row["subscription_id"]] += 1
-            task = asyncio.create_task(self._send(row))
+            task = asyncio.create_task(self._send(row, deadline))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(rows)
@@ -161,10 +207,14 @@ class Deliverer:
                 await self._flush(conn)
         await self._client.aclose()
 
-    async def _send(self, row: asyncpg.Record) -> None:
+    async def _send(self, row: asyncpg.Record, deadline: float) -> None:
         try:
-            outcome = await self._attempt(row)
+            outcome = await self._attempt(row, deadline)
             self._outcomes.append(outcome)
+            if outcome.ok:
+                self._failing.discard(row["subscription_id"])
+            else:
+                self._failing.add(row["subscription_id"])
         finally:
             self._busy[row["subscription_id"]] -= 1
             # One claim and one outcome write per batch of finished sends, not per send:
@@ -175,28 +225,45 @@ class Deliverer:
             elif len(self._outcomes) == 1:
                 asyncio.get_running_loop().call_later(FLUSH_DELAY_S, self._wake.set)
 
-    async def _attempt(self, row: asyncpg.Record) -> Outcome:
+    async def _attempt(self, row: asyncpg.Record, deadline: float) -> Outcome:
+        """One POST, all of it (connect, send, reply) by `deadline` (the loop's clock)."""
         started = time.perf_counter()
-        status: int | None = None
-        error: str | None
         if row["payload"] is None:
             # Not reachable while retention keeps owed events; dead-letter rather than guess.
-            return Outcome(row["id"], False, None, "event no longer in the outbox", 0.0)
+            return Outcome(row["id"], False, None, "event no longer in the outbox", 0.0, True)
         msg_id = event_id(row["event_id"])
+        status: int | None = None
+        reply = b""
+        error: str | None = None
+        permanent = False
+        timeout = asyncio.timeout_at(deadline)
         try:
-            body = message_of(row)
-            response = await self._client.post(
-                row["url"],
-                content=body,
-                headers=headers(row["secret"], msg_id, int(time.time()), body),
-            )
-            status = response.status_code
-            error = None if 200 <= status < 300 else f"HTTP {status}: {response.text[:200]}"
+            async with timeout:
+                body = message_of(row)
+                async with self._client.stream(
+                    "POST",
+                    row["url"],
+                    content=body,
+                    headers=headers(row["secret"], msg_id, int(time.time()), body),
+                ) as response:
+                    status = response.status_code
+                    reply = await read_capped(response, cap=READ_CAP, keep=KEEP_BYTES)
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            if status is None:
+                error = f"no reply within {self._settings.delivery_timeout_s:g} s"
+            else:  # the status came, the rest of the reply did not: the status stands
+                reply += f" (reply cut at {self._settings.delivery_timeout_s:g} s)".encode()
+        except DestinationRefused as exc:
+            error, permanent = str(exc), True
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except Exception as exc:  # e.g. a URL httpx refuses: a failed attempt, not a crash
             log.exception("delivery_error", delivery_id=row["id"])
             error = f"{type(exc).__name__}: {exc}"
+        if error is None and status is not None and not 200 <= status < 300:
+            error = f"HTTP {status}: {reply.decode(errors='replace')}"
         self.sent += 1
         elapsed = time.perf_counter() - started
         metrics.DELIVERY_SECONDS.observe(elapsed)
@@ -205,6 +272,7 @@ class Deliverer:
             metrics.DELIVERIES.labels(result="delivered").inc()
             return Outcome(row["id"], True, status, None, 0.0)
         metrics.DELIVERIES.labels(result="failed").inc()
+        error = summary(error, secrets=_secrets_of(row))
         delay = backoff_s(
             row["attempts"],
             base_s=self._settings.delivery_backoff_base_s,
@@ -217,10 +285,11 @@ class Deliverer:
             subscription_id=row["subscription_id"],
             event_id=msg_id,
             attempt=row["attempts"],
-            error=error[:200],
-            retry_in_s=round(delay, 1),
+            error=error,
+            permanent=permanent,
+            retry_in_s=None if permanent else round(delay, 1),
         )
-        return Outcome(row["id"], False, status, error[:ERROR_CHARS], delay)
+        return Outcome(row["id"], False, status, error, delay, permanent)
 
     async def _flush(self, conn: asyncpg.Connection) -> None:
         if not self._outcomes:
@@ -235,7 +304,13 @@ class Deliverer:
                 [o.error for o in done],
                 [o.delay_s for o in done],
                 self._settings.delivery_max_attempts,
+                [o.permanent for o in done],
             )
         except BaseException:
             self._outcomes[:0] = done  # try again next round; the leases cover the wait
             raise
+
+
+def _secrets_of(row: asyncpg.Record) -> list[str]:
+    """What an error summary must never show: the signing secret and the URL's query."""
+    return [row["secret"], urlsplit(row["url"]).query]

@@ -4,11 +4,12 @@ list, and replay (send again, audited)."""
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 import msgspec
 
+from domain.egress import Networks, why_host_refused
 from domain.errors import FieldError
 from domain.events import EVENT_TYPES
 from domain.roles import Actor
@@ -16,7 +17,9 @@ from domain.webhooks import new_secret, secret_key
 from service import audit
 from service.infra import queries
 from service.infra.db import valid_id
+from service.infra.egress import refusal
 from service.infra.errors import InvalidInput, ServiceError
+from service.infra.settings import Settings
 
 Q = "delivery"
 
@@ -69,14 +72,20 @@ class Subscription(msgspec.Struct, kw_only=True):
     health: Health | None = None
 
 
-def check(url: str, event_types: list[str], secret: str | None) -> list[FieldError]:
-    """What is wrong with a subscription, field by field (empty when it is fine)."""
+def check(
+    url: str, event_types: list[str], secret: str | None, *, allowed: Networks
+) -> list[FieldError]:
+    """What is wrong with a subscription, field by field (empty when it is fine). The URL's
+    host is held to the egress policy as far as it can be without a lookup (`allowed`: the
+    networks WEBHOOK_ALLOW_NETWORKS names); delivery checks the addresses it resolves to."""
     errors = []
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         errors.append(FieldError("/url", "must be an absolute http:// or https:// URL"))
     elif parts.username or parts.password:
         errors.append(FieldError("/url", "must not carry credentials; the signature is the auth"))
+    elif reason := why_host_refused(unquote(parts.hostname), allowed):
+        errors.append(FieldError("/url", refusal(reason)))
     unknown = sorted(set(event_types) - set(EVENT_TYPES))
     if unknown:
         known = ", ".join(EVENT_TYPES)
@@ -114,9 +123,13 @@ async def create(
     description: str,
     secret: str | None,
     actor: Actor,
+    allowed: Networks | None = None,
 ) -> tuple[Subscription, str]:
-    """Register a subscription; returns it and its secret (generated unless given)."""
-    errors = check(url, event_types, secret)
+    """Register a subscription; returns it and its secret (generated unless given). `allowed`:
+    the networks the egress policy lets through, this process's settings' unless given."""
+    if allowed is None:
+        allowed = Settings.from_env().webhook_networks
+    errors = check(url, event_types, secret, allowed=allowed)
     if errors:
         raise InvalidSubscription(errors)
     secret = secret or new_secret()

@@ -11,6 +11,7 @@ import msgspec
 from msgspec import Meta
 
 from domain.co2e import Gwp, GwpVersion, gwp
+from domain.egress import LOOPBACK, Networks, parse_networks
 from domain.readings import BatchLimits
 from domain.roles import Actor, parse_token_entries
 
@@ -86,13 +87,21 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     stale_after_h: PositiveFloat = 6.0  # no reading for this long raises a stale alert
     report_min_gap_h: PositiveFloat = 1.0  # reports list data gaps at least this long
     report_grace_h: NonNegativeFloat = 24.0  # a period is closed this long after it ends
-    delivery_timeout_s: PositiveFloat = 5.0  # per webhook request
+    delivery_timeout_s: PositiveFloat = 5.0  # per webhook attempt: connect, send, whole reply
     delivery_concurrency: PositiveInt = 32  # requests in flight per worker process
     delivery_per_subscription: PositiveInt = 8  # of those, at most this many per subscription
     delivery_max_attempts: PositiveInt = 12  # then the delivery is dead-lettered
     delivery_backoff_base_s: PositiveFloat = 2.0
     delivery_backoff_cap_s: PositiveFloat = 3600.0
     delivery_poll_s: PositiveFloat = 0.5  # how often the delivery loop looks for due work
+    # Networks webhooks may reach although loopback, private, link-local, ... addresses are
+    # refused: "127.0.0.0/8,::1/128,10.1.2.0/24", or "none". Unset: loopback in development,
+    # none in production.
+    webhook_allow_networks: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.webhook_allow_networks is not None:
+            parse_networks(self.webhook_allow_networks)  # ValueError: refused at startup
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -129,6 +138,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     def admin_token(self) -> str | None:
         """The first admin token of ADMIN_TOKENS (the local stack's banner, the simulator)."""
         return next((t for t, a in self.operator_tokens.items() if a.role == "admin"), None)
+
+    @property
+    def webhook_networks(self) -> Networks:
+        """The networks webhooks may reach despite the egress policy."""
+        if self.webhook_allow_networks is None:
+            return LOOPBACK if self.environment == "development" else ()
+        return parse_networks(self.webhook_allow_networks)
 
     @property
     def allowed_host_list(self) -> list[str]:

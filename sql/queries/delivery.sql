@@ -1,17 +1,23 @@
 -- name: claim_deliveries
--- Lease up to $1 due deliveries: the oldest of each live subscription, at most $4 per
--- subscription less what this sender has in flight for it ($2 subscription ids, $3 counts).
--- Per subscription, so one subscription's backlog never hides another's due rows. The lease
--- ($5 seconds) moves available_at forward instead of holding a lock across the HTTP call: a
+-- Lease up to $1 due deliveries, the oldest of each live subscription first, at most its cap
+-- ($4, or $6's entry) less what this sender has in flight for it ($2 subscription ids, $3
+-- counts). Fair: a subscription's nth slot in flight comes before anyone's (n+1)th, so a
+-- freed slot goes to the subscription with the fewest. Reserved: a subscription's second and
+-- later slots are leased only while $7 slots stay free, so subscriptions holding slots (slow
+-- receivers pile up) never take the last $7 from one with nothing in flight. The lease ($5
+-- seconds) moves available_at forward instead of holding a lock across the HTTP call: a
 -- sender that dies only delays the delivery to the lease's end.
 WITH room AS (
-    SELECT s.id, s.url, s.secret, greatest(0, $4 - coalesce(busy.n, 0)) AS room
+    SELECT s.id, s.url, s.secret, coalesce(k.n, 0) AS busy,
+           greatest(0, coalesce(k.cap, $4) - coalesce(k.n, 0)) AS room
     FROM webhook_subscriptions AS s
-    LEFT JOIN unnest($2::bigint[], $3::int[]) AS busy (subscription_id, n)
-      ON busy.subscription_id = s.id
+    LEFT JOIN unnest($2::bigint[], $3::int[], $6::int[]) AS k (subscription_id, n, cap)
+      ON k.subscription_id = s.id
     WHERE s.disabled_at IS NULL
-), picked AS (
-    SELECT d.id, d.event_id, room.url, room.secret
+), due AS (
+    SELECT d.id, d.event_id, d.available_at, room.url, room.secret,
+           room.busy + row_number() OVER (PARTITION BY room.id ORDER BY d.available_at, d.id)
+               AS nth
     FROM room
     CROSS JOIN LATERAL (
         SELECT d.id, d.event_id, d.available_at FROM deliveries AS d
@@ -21,8 +27,9 @@ WITH room AS (
         LIMIT room.room
         FOR UPDATE SKIP LOCKED
     ) AS d
-    ORDER BY d.available_at, d.id
-    LIMIT $1
+), picked AS (
+    SELECT due.*, row_number() OVER (ORDER BY due.nth, due.available_at, due.id) AS k
+    FROM due
 )
 UPDATE deliveries AS d
 SET available_at = now() + make_interval(secs => $5),
@@ -30,7 +37,7 @@ SET available_at = now() + make_interval(secs => $5),
     last_attempt_at = now()
 FROM picked
 LEFT JOIN outbox AS o ON o.id = picked.event_id
-WHERE d.id = picked.id
+WHERE d.id = picked.id AND picked.k <= $1 AND (picked.nth = 1 OR picked.k <= $1 - $7)
 RETURNING d.id, d.subscription_id, d.event_id, d.event_type, d.attempts,
           picked.url, picked.secret, o.site_id, o.payload, o.created_at AS event_created_at;
 
@@ -44,17 +51,18 @@ SELECT EXISTS (
 
 -- name: record_outcomes
 -- The results of sent deliveries: delivered, or backed off ($5 seconds), or dead-lettered
--- when the attempt was the last allowed ($6). A row delivered or dead meanwhile (by another
--- sender after its lease ran out) keeps its first outcome.
+-- when the attempt was the last allowed ($6) or cannot succeed ($7: the destination is
+-- refused). A row delivered or dead meanwhile (by another sender after its lease ran out)
+-- keeps its first outcome.
 UPDATE deliveries AS d
 SET delivered_at = CASE WHEN o.ok THEN now() END,
     last_status_code = o.status,
     last_error = o.error,
     available_at = CASE WHEN o.ok THEN d.available_at
                         ELSE now() + make_interval(secs => o.delay) END,
-    dead_at = CASE WHEN NOT o.ok AND d.attempts >= $6 THEN now() END
-FROM unnest($1::bigint[], $2::bool[], $3::int[], $4::text[], $5::float8[])
-     AS o (id, ok, status, error, delay)
+    dead_at = CASE WHEN NOT o.ok AND (d.attempts >= $6 OR o.permanent) THEN now() END
+FROM unnest($1::bigint[], $2::bool[], $3::int[], $4::text[], $5::float8[], $7::bool[])
+     AS o (id, ok, status, error, delay, permanent)
 WHERE d.id = o.id AND d.delivered_at IS NULL AND d.dead_at IS NULL;
 
 -- name: create_subscription

@@ -1,5 +1,7 @@
 """Webhook delivery: signed, at least once, through receiver downtime, dead-lettered per
-subscription without delaying the others, replayable, and through a worker killed mid-send."""
+subscription without delaying the others, replayable, and through a worker killed mid-send;
+each attempt under one deadline and a read cap, never in flight twice, and slow receivers
+holding only their share of the sending slots."""
 
 from __future__ import annotations
 
@@ -15,12 +17,13 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from domain.replies import summary
 from service.delivery import Deliverer
 from service.drain import RetryPolicy, drain_batch
 from service.infra import db
 from service.infra.settings import Settings
 from tests.integration.helpers import batch, make_site, post_batch, readings, run_cli
-from tests.integration.receiver import Receiver
+from tests.integration.receiver import DRIP_REPLY, Receiver
 from tests.integration.workers import WorkerProcess, wait_for
 
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
@@ -189,7 +192,7 @@ async def test_a_failing_receiver_is_dead_lettered_without_delaying_the_others(
                 lambda: len(set(good.event_ids())) == 20, timeout=10, message="good starved"
             )
             good_done = time.monotonic() - started
-            # The hanging receiver holds its 8 slots for 2 s timeouts; the good one did not wait.
+            # The hanging receiver holds slots for 2 s deadlines; the good one did not wait.
             assert good_done < 1.5, good_done
             dead_q = (
                 "SELECT count(*) FROM deliveries WHERE subscription_id = $1 AND dead_at IS NOT NULL"
@@ -373,3 +376,133 @@ async def test_cli_registers_lists_replays_and_disables(
     assert await conn.fetchval(replays) == 2  # the dry run and the real one, not the refused
     assert (await run_cli("subscriptions", "disable", "1", env=env)).returncode == 0
     assert await conn.fetchval("SELECT disabled_at FROM webhook_subscriptions") is not None
+
+
+async def test_an_attempt_has_one_deadline_for_connect_send_and_the_whole_reply(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    fast: Settings,
+) -> None:
+    # A byte every 0.2 s: a per-read timeout of 1 s never fires; the reply never ends.
+    drip = Receiver(mode="drip", drip_s=0.2).start()
+    try:
+        await subscribe(client, drip.url)
+        site = await make_site(client)
+        await send_batches(client, site, 1)
+        await drain(conn)
+        retry_later = {"delivery_backoff_base_s": 60, "delivery_backoff_cap_s": 60}
+        once = Settings.from_env({}, **{**settings_fields(fast), **retry_later})
+        await Deliverer(pool, once).drain(timeout_s=1.8)  # deadline 1 s: the attempt is over
+        row = await conn.fetchrow("SELECT attempts, last_error, dead_at FROM deliveries")
+        assert (row["attempts"], row["last_error"]) == (1, "no reply within 1 s")
+        assert row["dead_at"] is None  # a timeout is retried (in a minute)
+    finally:
+        drip.stop()
+
+
+def _hwm_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+
+
+async def test_a_huge_reply_is_read_only_to_the_cap_and_kept_as_a_short_clean_summary(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    huge = Receiver(mode="huge", huge_bytes=300 * 1024 * 1024).start()
+    try:
+        secret = (await subscribe(client, huge.url))["secret"]
+        # Terminal escapes, a NUL, a bidi override, CR/LF and the secret, then 300 MB.
+        huge.huge_prefix = f"\x1b[2J\x00no\u202e\r\nway {secret} ".encode() + b"x" * 4000
+        site = await make_site(client)
+        urls = {"database_url": settings.database_url, "redis_url": settings.redis_url}
+        env = {"DELIVERY_TIMEOUT_S": "20"}  # the cap, not the deadline, ends this attempt
+        async with WorkerProcess(**urls, log_dir=tmp_path, name="w", env=env) as worker:
+            before = _hwm_kib(worker.pid)
+            await send_batches(client, site, 1)
+            failed = "SELECT count(*) FROM deliveries WHERE last_error IS NOT NULL"
+            await wait_for(_fetch_equals(conn, failed, None, 1), timeout=15, message="no outcome")
+            grown_mib = (_hwm_kib(worker.pid) - before) / 1024
+        assert grown_mib < 50, grown_mib  # reading it all took > 600 MB (bytes, then text)
+        assert huge.sent_bytes < 32 * 1024 * 1024, huge.sent_bytes  # socket buffers, no more
+        row = await conn.fetchrow("SELECT last_status_code, last_error FROM deliveries")
+        assert row["last_status_code"] == 500
+        assert row["last_error"] == summary(
+            "HTTP 500: " + huge.huge_prefix[:1024].decode(), secrets=[secret]
+        )
+        assert row["last_error"].startswith("HTTP 500: [2J no way [redacted] xxx")
+        assert len(row["last_error"]) == 300 and row["last_error"].isprintable()
+    finally:
+        huge.stop()
+
+
+async def test_five_dripping_receivers_leave_a_good_one_every_event_within_2_s(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    """Default delivery settings (32 slots, 8 per subscription, 5 s deadline) on a real
+    worker: five receivers that drip a byte every 2 s want 40 slots between them."""
+    drips = [Receiver(mode="drip", drip_s=2.0).start() for _ in range(5)]
+    good = Receiver().start()
+    try:
+        for r in drips:
+            await subscribe(client, r.url)
+        await subscribe(client, good.url)
+        site = await make_site(client)
+        urls = {"database_url": settings.database_url, "redis_url": settings.redis_url}
+        async with WorkerProcess(**urls, log_dir=tmp_path, name="w"):
+            start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+            sent: dict[str, float] = {}
+            for i in range(16):  # 8 s: through the drips' first deadlines and retries
+                items = readings(2, start=start - timedelta(hours=i + 1), kg=1.0)
+                response = await post_batch(client, site, batch(items))
+                assert response.status_code == 202
+                sent[response.json()["batch_id"]] = time.monotonic()
+                await asyncio.sleep(0.5)
+            await wait_for(lambda: len(good.received) >= 16, timeout=5, message="good starved")
+            latency = {r.message["data"]["batch_id"]: r.at - sent[r.message["data"]["batch_id"]]
+                       for r in good.received}  # fmt: skip
+        assert sorted(latency) == sorted(sent)
+        assert max(latency.values()) < 2.0, latency
+        assert all(r.attempts >= 1 for r in drips)  # they were sent to, and held their slots
+    finally:
+        for r in (*drips, good):
+            r.stop()
+
+
+@pytest.mark.slow
+async def test_one_delivery_is_never_in_flight_twice(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    fast: Settings,
+) -> None:
+    """A reply that never ends, past the lease (2 x 1 s + 5 s): two senders, one delivery."""
+    drip = Receiver(mode="drip", drip_s=0.1).start()
+    try:
+        await subscribe(client, drip.url)
+        site = await make_site(client)
+        await send_batches(client, site, 1)
+        await drain(conn)
+        # Backoff longer than the drip, so the receiver sees one attempt end before the next.
+        settings = Settings.from_env(
+            {}, **{**settings_fields(fast), "delivery_backoff_base_s": 1.0}
+        )
+        senders = [Deliverer(pool, settings) for _ in range(2)]
+        runners = [asyncio.create_task(d.run_forever()) for d in senders]
+        try:
+            await asyncio.sleep(9.0)
+        finally:
+            for runner in runners:
+                runner.cancel()
+            await asyncio.gather(*runners, return_exceptions=True)
+        assert drip.in_flight_max == 1
+        assert drip.attempts >= 4  # every attempt ended by its deadline, and another began
+        assert len(DRIP_REPLY) * 0.1 > 9.0  # (the reply really never ended)
+    finally:
+        drip.stop()
