@@ -62,6 +62,7 @@ async def _connect(settings: Settings) -> asyncpg.Pool:
 def create_app(settings: Settings | None = None) -> RequestContext:
     settings = settings or Settings.from_env()
     settings.check_production()  # no development secrets in production, whoever starts us
+    settings.operator_tokens  # noqa: B018 - UnknownRole: a mistyped role refuses to start
     configure_logging(settings.log_level, settings.log_json)
 
     @asynccontextmanager

@@ -22,6 +22,7 @@ from cli import (
     subscriptions,
     tokens,
 )
+from domain.roles import UnknownRole
 from service.infra.logs import configure_logging
 from service.infra.settings import Settings
 
@@ -56,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
     configure_logging(settings.log_level, settings.log_json)
+    if args.command in SERVING:
+        try:
+            settings.operator_tokens  # noqa: B018 - a mistyped role refuses to start
+        except UnknownRole as exc:
+            print(f"refusing to start: {exc}", file=sys.stderr)
+            return 2
     if args.command in SERVING and (problems := settings.production_problems()):
         print("ENVIRONMENT=production refuses to start:", file=sys.stderr)
         for problem in problems:

@@ -135,3 +135,16 @@ async def test_a_role_too_low_is_403_naming_the_role_and_writes_nothing(
             "status": 403,
         }
     assert await table_counts(conn) == before
+
+
+async def test_a_mistyped_role_refuses_to_start_in_any_environment(db_url: str) -> None:
+    for environment in ("development", "production"):
+        env = {
+            "DATABASE_URL": db_url,
+            "ENVIRONMENT": environment,
+            "ADMIN_TOKENS": f"ops:viewr:{WALL}",
+        }
+        done = await run_cli("serve", env=env)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "'ops' names the role 'viewr'; roles are viewer, operator, admin" in done.stderr
+        assert WALL not in done.stdout + done.stderr
