@@ -26,7 +26,7 @@ import httpx
 
 from service import subscriptions
 from service.infra import db
-from tests.bench.stack import Services, cpu_seconds, prepare_database, start_worker
+from tests.bench.stack import Services, bench_actor, cpu_seconds, prepare_database, start_worker
 from tests.harness.processes import ROOT, Process, free_port
 
 SCENARIOS = [  # name, receivers, events (x --events)
@@ -107,7 +107,7 @@ async def scenario(services: Services, name: str, modes: list[str], events: int)
                     event_types=["batch.accepted"],
                     description=r.mode,
                     secret=None,
-                    actor="bench",
+                    actor=bench_actor(),
                 )
                 subs.append((sub.id, r.mode))
             worker = await start_worker(services, url, f"delivery-{name}")

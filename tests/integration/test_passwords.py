@@ -71,8 +71,8 @@ async def test_api_worker_and_migrate_log_in_with_encoded_passwords(
     worker = WorkerProcess(database_url=database_url, redis_url=redis.url, log_dir=tmp_path)
     await api.start()
     try:
+        # Entering starts the worker (ready once it logs worker_started); leaving kills it.
         async with worker, httpx.AsyncClient(base_url=api.url, headers=ADMIN) as client:
-            await worker.start()
             ready = (await client.get("/ready")).json()
             assert (ready["postgres"], ready["redis"]) == ("ok", "ok")
             site = await make_site(client)
