@@ -46,6 +46,7 @@ async def _create(settings: Settings, args: argparse.Namespace) -> int:
                 description=args.description,
                 secret=args.secret,
                 actor=CLI_ACTOR,
+                allowed=settings.webhook_networks,
             )
         except subscriptions.InvalidSubscription as exc:
             for error in exc.errors:

@@ -19,7 +19,6 @@ from service.infra import queries
 from service.infra.db import valid_id
 from service.infra.egress import refusal
 from service.infra.errors import InvalidInput, ServiceError
-from service.infra.settings import Settings
 
 Q = "delivery"
 
@@ -123,12 +122,10 @@ async def create(
     description: str,
     secret: str | None,
     actor: Actor,
-    allowed: Networks | None = None,
+    allowed: Networks,
 ) -> tuple[Subscription, str]:
     """Register a subscription; returns it and its secret (generated unless given). `allowed`:
-    the networks the egress policy lets through, this process's settings' unless given."""
-    if allowed is None:
-        allowed = Settings.from_env().webhook_networks
+    the networks the egress policy lets through (settings.webhook_networks)."""
     errors = check(url, event_types, secret, allowed=allowed)
     if errors:
         raise InvalidSubscription(errors)

@@ -78,15 +78,20 @@ async def supervise(settings: Settings) -> None:
     main = asyncio.current_task()
     assert main is not None
 
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+
     def stop() -> None:
-        if stopping.is_set():
-            log.info("worker_stopping", note="already stopping; finishing the shutdown")
-            return
         stopping.set()
         main.cancel()
+        # Later signals find nothing to interrupt: ignored by the OS from now on (also after
+        # the loop closes, which would otherwise restore the default handlers mid-exit).
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
+        log.info("worker_stopping", note="further SIGINT/SIGTERM are ignored until it exits")
 
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in signals:
         loop.add_signal_handler(sig, stop)
     try:
         while not stopping.is_set():

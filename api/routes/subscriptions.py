@@ -106,6 +106,7 @@ class SubscriptionsController(Controller):
                 description=data.description,
                 secret=data.secret,
                 actor=caller(request),
+                allowed=request.app.state.settings.webhook_networks,
             )
         return SubscriptionCreated(secret=secret, subscription=sub)
 

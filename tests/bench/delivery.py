@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import sys
 import time
@@ -108,6 +109,7 @@ async def scenario(services: Services, name: str, modes: list[str], events: int)
                     description=r.mode,
                     secret=None,
                     actor=bench_actor(),
+                    **_loopback_allowed(),
                 )
                 subs.append((sub.id, r.mode))
             worker = await start_worker(services, url, f"delivery-{name}")
@@ -170,3 +172,12 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--only", nargs="+", help="scenario names")
     asyncio.run(main(parser.parse_args()))
+
+
+def _loopback_allowed() -> dict[str, Any]:
+    """The receivers listen on loopback: allow it where the egress policy exists."""
+    if "allowed" not in inspect.signature(subscriptions.create).parameters:
+        return {}  # a checkout from before the egress policy
+    from domain.egress import parse_networks
+
+    return {"allowed": parse_networks("127.0.0.0/8,::1/128")}
