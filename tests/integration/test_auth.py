@@ -267,6 +267,7 @@ async def test_a_flooding_device_gets_429_while_another_keeps_succeeding(
         redis_url=settings.redis_url,
         device_rate_per_s=5,
         device_burst=5,
+        device_max_in_flight=100,  # this test is about the rate; the in-flight cap has its own
     )
     admin = {"Authorization": "Bearer dev-admin-token"}
     async with (

@@ -235,12 +235,10 @@ async def test_made_up_tokens_are_refused_without_a_database_round_trip(
         assert await admin_with("emo_" + secrets.token_urlsafe(32)) == 429  # same address
         await asyncio.to_thread(pg_server.stop)
         try:
-            started = time.monotonic()
             codes = [await ingest_with("emk_" + secrets.token_urlsafe(32)) for _ in range(50)]
             codes += [await admin_with("emo_" + secrets.token_urlsafe(32)) for _ in range(50)]
             # With Postgres gone, any lookup would be a 503: none was attempted.
             assert set(codes) == {429}
-            assert time.monotonic() - started < 5
         finally:
             await asyncio.to_thread(pg_server.start)
 
