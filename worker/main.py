@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import structlog
@@ -58,9 +59,30 @@ async def _run_arq(runtime: Runtime) -> None:
         # transactions roll back), which surfaces as CancelledError from its gather().
         with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
             await worker.close()
+        # A cancelled job's result is written by a task arq shields from the cancellation:
+        # let such leftovers end before their Redis connections close under them.
+        ours = {asyncio.current_task(), *runtime.tasks}
+        await _settle({t for t in asyncio.all_tasks() if t not in ours}, timeout_s=2.0)
         # Ours to close: close() stops before closing it when Redis is gone.
         with contextlib.suppress(RedisError, OSError):
             await redis.close(close_connection_pool=True)
+
+
+async def _settle(tasks: set[asyncio.Task[Any]], *, timeout_s: float) -> None:
+    """Wait up to timeout_s for tasks to end, cancel the rest; their outcomes are taken here
+    (arq logs a job's failure itself), so none is reported as an unretrieved exception."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+    for task in pending:
+        task.cancel()
+    for task in tasks:
+        task.add_done_callback(_retrieve)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def supervise(settings: Settings) -> None:
