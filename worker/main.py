@@ -108,8 +108,9 @@ async def supervise(settings: Settings) -> None:
         main.cancel()
         # Later signals find nothing to interrupt: ignored by the OS from now on (also after
         # the loop closes, which would otherwise restore the default handlers mid-exit).
+        # (Not loop.remove_signal_handler: it restores Python's default SIGINT handler, which
+        # turns a signal already received but not yet handled into a KeyboardInterrupt.)
         for sig in signals:
-            loop.remove_signal_handler(sig)
             signal.signal(sig, signal.SIG_IGN)
         log.info("worker_stopping", note="further SIGINT/SIGTERM are ignored until it exits")
 
@@ -138,5 +139,10 @@ def run(settings: Settings) -> int:
     settings.check_production()  # no development secrets in production
     configure_logging(settings.log_level, settings.log_json)
     # uvloop (as uvicorn uses for the API): its socket I/O is what a worker mostly does.
-    uvloop.run(supervise(settings))
+    try:
+        uvloop.run(supervise(settings))
+    finally:
+        # Closing the loop restored the default handlers: nothing is left to interrupt.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
     return 0
