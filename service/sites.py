@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,7 +83,7 @@ async def create_site(
     """A new site, audited."""
     _check(name, metadata)
     async with conn.transaction():
-        try:
+        with _name_taken(name):
             site_id = await conn.fetchval(
                 queries.load("sites")["insert_site"],
                 name,
@@ -89,8 +91,6 @@ async def create_site(
                 metadata,
                 reporting_interval_s,
             )
-        except asyncpg.UniqueViolationError as exc:
-            raise DuplicateSiteName(f"a site named {name!r} already exists") from exc
         await audit.record(conn, actor=actor, action="site.create", params={"site_id": site_id})
     return await get_site(conn, site_id=site_id, factor=factor)
 
@@ -117,7 +117,7 @@ async def update_site(
         "reporting_interval_s": reporting_interval_s,
     }
     async with conn.transaction():
-        try:
+        with _name_taken(name):
             updated = await conn.fetchval(
                 queries.load("sites")["update_site"],
                 site_id,
@@ -126,14 +126,21 @@ async def update_site(
                 metadata,
                 reporting_interval_s,
             )
-        except asyncpg.UniqueViolationError as exc:
-            raise DuplicateSiteName(f"a site named {name!r} already exists") from exc
         if updated is None:
             raise SiteNotFound(f"site {site_id} does not exist")
         changed = sorted(k for k, v in fields.items() if v is not None)
         params = {"site_id": site_id, "fields": changed}
         await audit.record(conn, actor=actor, action="site.update", params=params)
     return await get_site(conn, site_id=site_id, factor=factor)
+
+
+@contextmanager
+def _name_taken(name: str | None) -> Iterator[None]:
+    """The one translation of the unique-name violation (names compare case-insensitively)."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        raise DuplicateSiteName(f"a site named {name!r} already exists") from exc
 
 
 def _check(name: str | None, metadata: dict[str, Any] | None) -> None:
