@@ -19,7 +19,7 @@ CLI_ACTOR = Actor("cli", "admin")
 async def with_conn(
     settings: Settings, work: Callable[[asyncpg.Connection], Awaitable[int]]
 ) -> int:
-    conn = await db.connect(settings.database_url)
+    conn = await db.connect(settings.database_url, timeout_s=settings.db_connect_timeout_s)
     try:
         return await work(conn)
     finally:

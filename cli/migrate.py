@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import asyncpg
 import structlog
 
-from service.infra import migrations
+from service.infra import db, migrations
 from service.infra.errors import MigrationError
 from service.infra.settings import Settings
 
@@ -22,9 +21,12 @@ def add_commands(sub: Any) -> None:
 
 
 async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
-    if not args.no_create_db and await migrations.create_database_if_missing(settings.database_url):
+    url, timeout_s = settings.database_url, settings.db_connect_timeout_s
+    if not args.no_create_db and await migrations.create_database_if_missing(
+        url, timeout_s=timeout_s
+    ):
         log.info("database_created")
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await db.connect_hosts(url, timeout_s=timeout_s)
     try:
         applied = await migrations.migrate(conn)
         partitions = await migrations.ensure_partitions(conn)

@@ -38,9 +38,9 @@ def data_dir(environ: Mapping[str, str]) -> Path:
     return Path(override) if override else default_data_dir(ROOT, server_user())
 
 
-async def _prepare(database_url: str, known_key: str) -> tuple[list[int], str]:
-    await migrations.create_database_if_missing(database_url)
-    conn = await db.connect(database_url)
+async def _prepare(database_url: str, known_key: str, *, timeout_s: float) -> tuple[list[int], str]:
+    await migrations.create_database_if_missing(database_url, timeout_s=timeout_s)
+    conn = await db.connect(database_url, timeout_s=timeout_s)
     try:
         await migrations.migrate(conn)
         await migrations.ensure_partitions(conn)
@@ -107,7 +107,9 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         key_file = data / "demo-device-key"
         known = key_file.read_text().strip() if key_file.exists() else ""
-        sites, key = asyncio.run(_prepare(env["DATABASE_URL"], known))
+        sites, key = asyncio.run(
+            _prepare(env["DATABASE_URL"], known, timeout_s=settings.db_connect_timeout_s)
+        )
         if key != known:
             key_file.write_text(key + "\n")
             key_file.chmod(0o600)

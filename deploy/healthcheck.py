@@ -36,9 +36,10 @@ def api(settings: Settings) -> int:
 
 
 async def _worker_fresh(settings: Settings, max_age_s: float) -> bool:
-    import asyncpg
+    from service.infra.db import connect_hosts
 
-    conn = await asyncpg.connect(settings.database_url, timeout=4)
+    # Every host of a multi-host DATABASE_URL in turn, each for at most 4 s.
+    conn = await connect_hosts(settings.database_url, timeout_s=4)
     try:
         fresh = await conn.fetchval(
             "SELECT coalesce(now() - max(seen_at) < make_interval(secs => $2), false)"

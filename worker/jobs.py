@@ -21,7 +21,9 @@ async def _drain(ctx: dict[str, Any], trigger: str) -> int:
         report = await drain_until_idle(rt.pool, rt.drain, rt.state, trigger=trigger)
     except DatabaseUnavailable:
         # One line, not a traceback a second: the claim rolled back, the next tick retries.
-        log.warning("drain_skipped", trigger=trigger, reason="postgres unreachable")
+        # Unreachable, or read-only after a failover: nothing was marked failed (an outage
+        # is no event's fault); the pool reconnects to the primary for the next tick.
+        log.warning("drain_skipped", trigger=trigger, reason="postgres unreachable or read-only")
         return 0
     return report.applied
 
@@ -39,15 +41,23 @@ async def sweep(ctx: dict[str, Any]) -> int:
 async def maintain(ctx: dict[str, Any]) -> None:
     """Hourly: partitions ahead, and retention of processed events and expired keys."""
     rt: Runtime = ctx["runtime"]
-    async with db.connection(rt.pool) as conn:
-        done = await maintenance.maintain(conn, outbox_days=rt.settings.outbox_retention_days)
+    try:
+        async with db.connection(rt.pool) as conn:
+            done = await maintenance.maintain(conn, outbox_days=rt.settings.outbox_retention_days)
+    except DatabaseUnavailable:  # unreachable or read-only (a failover): the next hour's run
+        log.warning("maintenance_skipped", reason="postgres unreachable or read-only")
+        return
     log.info("maintenance", **done)
 
 
 async def check_stale(ctx: dict[str, Any]) -> None:
     """Every minute: a stale alert for each site that went quiet (once per quiet spell)."""
     rt: Runtime = ctx["runtime"]
-    async with db.connection(rt.pool) as conn:
-        raised = await alerts.raise_stale(conn, rules=rt.rules)
+    try:
+        async with db.connection(rt.pool) as conn:
+            raised = await alerts.raise_stale(conn, rules=rt.rules)
+    except DatabaseUnavailable:
+        log.warning("stale_check_skipped", reason="postgres unreachable or read-only")
+        return
     if raised:
         log.info("stale_alerts", alert_ids=raised)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
+from asyncpg.connect_utils import SessionAttribute
 
 from service.infra.errors import DatabaseUnavailable
-from service.infra.settings import Settings
+from service.infra.settings import Settings, host_list, target_session_attrs
 
 MAX_ID = 2**63 - 1  # ids are bigints: a larger id cannot exist
 
@@ -21,7 +24,12 @@ def valid_id(value: int) -> bool:
     return 0 < value <= MAX_ID
 
 
-# Failures that mean "the server is not there", as opposed to a bad statement.
+# Failures that mean "the server is not there, or is no longer the primary", as opposed to a
+# bad statement: each is a 503 + Retry-After at the API and a pause in the worker, never a
+# failed event. After a failover the old primary is gone (connection errors) or back as a
+# standby (25006 read-only, 57P01 when Patroni restarts it); TargetServerAttributeNotMatched
+# is a multi-host DSN finding no host that is read-write yet (mid-election); 25P03 is the
+# server ending a session it thought idle (see POOL_SETTINGS).
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
@@ -29,8 +37,19 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.IdleInTransactionSessionTimeoutError,
+    asyncpg.TargetServerAttributeNotMatched,
     TimeoutError,
 )
+
+
+def is_outage(exc: BaseException, conn: asyncpg.Connection | None = None) -> bool:
+    """Whether `exc` means the database is unreachable or read-only (retry later), rather
+    than a bad statement. An InterfaceError counts only on a connection that is closed."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return True
+    return isinstance(exc, asyncpg.InterfaceError) and conn is not None and conn.is_closed()
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -47,11 +66,80 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 # recompute of thousands of buckets is estimated costly enough to be JIT-compiled, which
 # takes longer (~0.4 s) than running it; none of our statements is long enough to gain.
 SERVER_SETTINGS = {"timezone": "UTC", "application_name": "emissions-engine", "jit": "off"}
+# Pooled sessions (API and worker) also tell the server when to give up on us. A process whose
+# machine vanished, or that a partition cut off, would otherwise keep its session, and the
+# row locks of an open transaction (a worker's SKIP LOCKED claim, ingest's advisory lock on
+# an Idempotency-Key), until the server's kernel gives up on the socket: hours. Instead the
+# server probes an idle client after 10 s, every 5 s, and drops it after 3 unanswered probes;
+# drops it when what it sent is unacknowledged for 30 s (tcp_user_timeout, e.g. a claim's
+# rows); and ends a session idle inside a transaction for 60 s. Our transactions never wait
+# on anything but their own statements (HTTP, Redis and request bodies stay outside them), so
+# 60 s idle in a transaction only happens to a process that is gone; its claim rolls back and
+# another worker takes the rows. The CLI's own connections keep the server's defaults (an
+# operator may hold a transaction open in a session of their own).
+POOL_SETTINGS = {
+    **SERVER_SETTINGS,
+    "tcp_keepalives_idle": "10",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+    "idle_in_transaction_session_timeout": "60000",
+}
 
 
-async def connect(dsn: str) -> asyncpg.Connection:
+def split_hosts(dsn: str) -> list[str]:
+    """One DSN per host of a multi-host DSN (`postgresql://u@h1:5432,h2:5433/db?...`), in
+    order, each keeping the user, database and options; [dsn] when it names one host."""
+    hosts = host_list(dsn)
+    if len(hosts) < 2:
+        return [dsn]
+    parts = urlsplit(dsn)
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    return [urlunsplit(parts._replace(netloc=f"{userinfo}{at}{host}")) for host in hosts]
+
+
+async def connect_hosts(dsn: str, *, timeout_s: float = 5.0, **kwargs: Any) -> asyncpg.Connection:
+    """asyncpg.connect, with `timeout_s` per host of a multi-host DSN, like libpq's connect_timeout.
+
+    asyncpg tries a DSN's hosts in order but within one timeout for all of them: a first host
+    that drops packets (a lost machine) would use it all and the primary behind it would never
+    be tried. Here each host gets its own `timeout_s`, and a host that refuses, times out, is
+    starting or shutting down, or does not match target_session_attrs, passes to the next.
+    prefer-standby takes the first standby, else the first host that answered.
+    """
+    hosts = split_hosts(dsn)
+    if len(hosts) == 1:
+        return await asyncpg.connect(dsn, timeout=timeout_s, **kwargs)
+    attrs = SessionAttribute(kwargs.pop("target_session_attrs", None) or target_session_attrs(dsn))
+    prefer_standby = attrs is SessionAttribute.prefer_standby
+    wanted = SessionAttribute.standby if prefer_standby else attrs
+    answered: list[str] = []
+    last: BaseException | None = None
+    for host in hosts:
+        try:
+            return await asyncpg.connect(
+                host, timeout=timeout_s, target_session_attrs=wanted, **kwargs
+            )
+        except asyncpg.TargetServerAttributeNotMatched as exc:
+            answered.append(host)
+            last = exc
+        except CONNECTION_ERRORS as exc:
+            last = exc
+    if prefer_standby:
+        for host in answered:  # no standby answered: any host that did
+            try:
+                return await asyncpg.connect(
+                    host, timeout=timeout_s, target_session_attrs=SessionAttribute.any, **kwargs
+                )
+            except CONNECTION_ERRORS as exc:
+                last = exc
+    assert last is not None
+    raise last
+
+
+async def connect(dsn: str, *, timeout_s: float = 5.0) -> asyncpg.Connection:
     """One connection set up exactly like the pool's (for the CLI and migrations)."""
-    conn = await asyncpg.connect(dsn, server_settings=SERVER_SETTINGS)
+    conn = await connect_hosts(dsn, timeout_s=timeout_s, server_settings=SERVER_SETTINGS)
     await init_connection(conn)
     return conn
 
@@ -65,15 +153,18 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(settings: Settings, *, dsn: str | None = None) -> asyncpg.Pool:
+async def create_pool(
+    settings: Settings, *, dsn: str | None = None, min_size: int | None = None
+) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn or settings.database_url,
-        min_size=settings.db_pool_min,
+        min_size=settings.db_pool_min if min_size is None else min_size,
         max_size=settings.db_pool_max,
         command_timeout=settings.db_command_timeout_s,
+        connect=functools.partial(connect_hosts, timeout_s=settings.db_connect_timeout_s),
         init=init_connection,
         reset=_keep_session,
-        server_settings=SERVER_SETTINGS,
+        server_settings=POOL_SETTINGS,
     )
     assert pool is not None
     return pool
@@ -81,10 +172,26 @@ async def create_pool(settings: Settings, *, dsn: str | None = None) -> asyncpg.
 
 @asynccontextmanager
 async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection; a lost or unreachable server surfaces as DatabaseUnavailable."""
+    """A pooled connection; a lost, unreachable or read-only server surfaces as
+    DatabaseUnavailable, and the pool forgets the server it was connected to.
+
+    The failed connection is terminated, not released: it may be mid-statement on a socket
+    that no longer answers (a timeout), or open to a primary demoted to a standby. Its idle
+    siblings were opened to the same server, so the pool replaces them on their next acquire
+    (expire_connections); the new connections find the current primary through the DSN's
+    hosts and target_session_attrs. No process restarts after a failover.
+    """
     try:
-        async with pool.acquire() as conn:
+        async with pool.acquire() as proxy:
             # The pool hands out a proxy that behaves as a Connection in every way we use.
-            yield cast(asyncpg.Connection, conn)
-    except CONNECTION_ERRORS as exc:
+            conn = cast(asyncpg.Connection, proxy)
+            try:
+                yield conn
+            except Exception as exc:
+                if not is_outage(exc, conn):
+                    raise
+                conn.terminate()
+                await pool.expire_connections()
+                raise DatabaseUnavailable() from exc
+    except CONNECTION_ERRORS as exc:  # opening a connection (acquire) failed
         raise DatabaseUnavailable() from exc

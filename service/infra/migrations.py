@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
+from service.infra.db import connect_hosts
 from service.infra.errors import MigrationError
 from service.infra.queries import SQL_DIR
 
@@ -129,20 +130,24 @@ def _add_months(first: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-async def create_database_if_missing(dsn: str) -> bool:
-    """Create the database named in dsn unless it exists (via the server's `postgres` db)."""
+async def create_database_if_missing(dsn: str, *, timeout_s: float = 5.0) -> bool:
+    """Create the database named in dsn unless it exists (via the server's `postgres` db).
+
+    A multi-host dsn is followed as everywhere else (db.connect_hosts): with
+    target_session_attrs=read-write the database is created on the current primary.
+    """
     parts = urlsplit(dsn)
     name = unquote(parts.path.lstrip("/"))
     if not name:
         return False
     try:
-        conn = await asyncpg.connect(dsn)
+        conn = await connect_hosts(dsn, timeout_s=timeout_s)
     except asyncpg.InvalidCatalogNameError:
         pass
     else:
         await conn.close()
         return False
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    admin = await connect_hosts(urlunsplit(parts._replace(path="/postgres")), timeout_s=timeout_s)
     try:
         quoted = await admin.fetchval("SELECT quote_ident($1)", name)
         await admin.execute(f"CREATE DATABASE {quoted}")

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from msgspec import Meta
@@ -23,6 +24,18 @@ NonNegativeFloat = Annotated[float, Meta(ge=0)]
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
 
 
+def host_list(dsn: str) -> list[str]:
+    """The hosts a PostgreSQL URL names ("h1:5432,h2:5432" is two)."""
+    hosts = urlsplit(dsn).netloc.rpartition("@")[2]
+    return [h for h in hosts.split(",") if h]
+
+
+def target_session_attrs(dsn: str) -> str:
+    """The URL's target_session_attrs (asyncpg's default: any)."""
+    values = parse_qs(urlsplit(dsn).query).get("target_session_attrs")
+    return values[-1] if values else os.environ.get("PGTARGETSESSIONATTRS", "any")
+
+
 class UnsafeSettings(ValueError):
     """Production settings that would expose the engine (development secrets)."""
 
@@ -31,11 +44,22 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     """Every setting, with its development default. Env var = field name in upper case."""
 
     environment: Literal["development", "production"] = "development"
+    # One host, or every host of the cluster in order with target_session_attrs=read-write
+    # ("postgresql://u@db1:5432,db2:5432/emissions?target_session_attrs=read-write"): every
+    # connection goes to whichever host is the primary now, so a failover needs no restart.
     database_url: str = "postgresql://postgres@127.0.0.1:5432/emissions"
+    # Optional: where reads that tolerate lag go (dashboard, site totals and series, reports,
+    # queue views), e.g. the standbys with target_session_attrs=prefer-standby. Unset: the
+    # primary. Responses read there carry Replica-Lag; an unreachable replica falls back to
+    # the primary.
+    read_database_url: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
     db_pool_min: PositiveInt = 2
     db_pool_max: PositiveInt = 10
     db_command_timeout_s: PositiveFloat = 10.0
+    # Per host of DATABASE_URL / READ_DATABASE_URL, for every new connection (pool and CLI):
+    # a host that drops packets passes to the next one after this, not after asyncpg's 60 s.
+    db_connect_timeout_s: PositiveFloat = 5.0
     host: str = "127.0.0.1"
     # Host headers the API answers ("api.example.com,*.example.com"); others get 400.
     allowed_hosts: str = "*"
@@ -171,6 +195,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
                 "set ADMIN_TOKENS=name:token[,name:role:token...] with tokens of at least"
                 f" {MIN_PRODUCTION_TOKEN_CHARS} random characters, e.g. ADMIN_TOKENS=ops:$(python3"
                 " -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        hosts = len(host_list(self.database_url))
+        if hosts > 1 and target_session_attrs(self.database_url) not in ("read-write", "primary"):
+            problems.append(
+                f"DATABASE_URL names {hosts} hosts without target_session_attrs=read-write:"
+                " writes could reach a standby; add ?target_session_attrs=read-write"
             )
         return problems
 
