@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +13,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
-from api import auth
+from api import auth, staleness
 from api.context import RequestContext
 from api.docs_page import DocsPage
 from api.openapi import SECURITY_SCHEMES, document_access, document_problems
@@ -38,25 +37,13 @@ from service.infra.doorbell import Doorbell, doorbell_redis
 from service.infra.health import Readiness
 from service.infra.logs import configure_logging
 from service.infra.ratelimit import UnknownTokens
+from service.infra.replica import Reads
 from service.infra.settings import Settings
 from service.ingest import Ingest
 from service.operators import OperatorGate
 
 log = structlog.get_logger("api")
 STARTUP_DB_WAIT_S = 30.0
-
-
-async def _connect(settings: Settings) -> asyncpg.Pool:
-    """The pool, waiting for Postgres to come up (containers start in any order)."""
-    deadline = asyncio.get_running_loop().time() + STARTUP_DB_WAIT_S
-    while True:
-        try:
-            return await db.create_pool(settings)
-        except db.CONNECTION_ERRORS as exc:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            log.warning("postgres_unreachable", error=str(exc))
-            await asyncio.sleep(1.0)
 
 
 def create_app(settings: Settings | None = None) -> RequestContext:
@@ -67,7 +54,14 @@ def create_app(settings: Settings | None = None) -> RequestContext:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await _connect(settings)
+        pool = await db.open_pool(settings, wait_s=STARTUP_DB_WAIT_S)
+        # The replica opens connections on demand (min 0): a replica that is down never
+        # delays startup, and its reads fall back to the primary.
+        replica = (
+            await db.create_pool(settings, dsn=settings.read_database_url, min_size=0)
+            if settings.read_database_url
+            else None
+        )
         # Redis is a doorbell: short timeouts, and nothing waits for it at startup.
         redis = doorbell_redis(settings.redis_url, timeout_s=settings.nudge_timeout_s)
         doorbell = Doorbell(redis, timeout_s=settings.nudge_timeout_s)
@@ -75,6 +69,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             async with db.connection(pool) as conn:
                 await migrations.verify(conn)
             app.state.pool = pool
+            app.state.reads = Reads(pool, replica)
             app.state.redis = redis
             app.state.doorbell = doorbell
             # One budget per client address for unknown tokens, device keys and admin alike.
@@ -87,6 +82,8 @@ def create_app(settings: Settings | None = None) -> RequestContext:
         finally:
             await doorbell.close()
             await redis.aclose()
+            if replica is not None:
+                await replica.close()
             await pool.close()
 
     # Every route declares its access (api/auth.py); `authorize` enforces it for all of them
@@ -120,6 +117,8 @@ def create_app(settings: Settings | None = None) -> RequestContext:
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "pool": Provide(_pool, sync_to_thread=False),
+            # Reads that tolerate lag: the replica when there is one (api/staleness.py).
+            "reads": Provide(staleness.provide_reads, sync_to_thread=False),
         },
         exception_handlers={Exception: handle_exception},
         request_max_body_size=settings.max_body_bytes,

@@ -21,7 +21,7 @@ from litestar.types import (
     Send,
 )
 
-from api import http_metrics
+from api import http_metrics, staleness
 from api.problems import (
     HEADERS_TOO_LARGE,
     HOST_NOT_ALLOWED,
@@ -130,6 +130,8 @@ class RequestContext:
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER, request_id.encode("ascii")))
                 headers.extend(SECURITY_HEADERS)
+                if (lag := staleness.header(scope["state"])) is not None:
+                    headers.append(lag)
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -30,7 +30,7 @@ class Runtime:
     async def start(cls, settings: Settings) -> Runtime:
         """Everything the jobs use, and the two loops beside them (heartbeat, deliveries:
         they run whether Redis is up or not)."""
-        pool = await db.create_pool(settings)
+        pool = await db.open_pool(settings)  # waits out a failover under way
         state = WorkerState()
         deliverer = Deliverer(pool, settings)
         state.wake_delivery = deliverer.wake

@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.auth import caller, requires
 from api.schemas import AlertCounts, AlertOut, AlertPage
+from api.staleness import RequestReads
 from service import alerts
 from service.infra import db
 from service.infra.db import MAX_ID
@@ -25,13 +26,13 @@ class AlertsController(Controller):
     @get(operation_id="listAlerts", opt=requires("viewer"))
     async def list_alerts(
         self,
-        pool: NamedDependency[asyncpg.Pool],
+        reads: NamedDependency[RequestReads],
         status: FromQuery[AlertStatus] = "open",
         site_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
         before: Annotated[int, QueryParameter(ge=1, le=MAX_ID, description="Cursor")] = MAX_ID,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> AlertPage:
-        async with db.connection(pool) as conn:
+        async with reads.connection() as conn:
             rows = await alerts.list_alerts(
                 conn, status=status, site_id=site_id, before=before, limit=limit
             )

@@ -23,6 +23,7 @@ from api.schemas import (
     ReplayOut,
     ReplayRequest,
 )
+from api.staleness import RequestReads
 from domain.errors import FieldError
 from service import maintenance, outbox
 from service.infra import db
@@ -44,8 +45,8 @@ class OpsController(Controller):
     tags = ["ops"]  # noqa: RUF012 (Controller declares it as a plain attribute)
 
     @get("/queue", operation_id="getQueue", opt=requires("viewer"))
-    async def queue(self, pool: NamedDependency[asyncpg.Pool], state: State) -> QueueOut:
-        async with db.connection(pool) as conn:
+    async def queue(self, reads: NamedDependency[RequestReads], state: State) -> QueueOut:
+        async with reads.connection() as conn:
             stats = await outbox.queue_stats(conn, state.redis)
             sizes = await maintenance.table_sizes(conn)
         return QueueOut(**msgspec.structs.asdict(stats), table_bytes=sizes)
@@ -53,14 +54,14 @@ class OpsController(Controller):
     @get("/outbox", operation_id="listOutbox", opt=requires("viewer"))
     async def outbox(
         self,
-        pool: NamedDependency[asyncpg.Pool],
+        reads: NamedDependency[RequestReads],
         status: FromQuery[OutboxStatus] = "all",
         site_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
         before: Annotated[int, QueryParameter(ge=1, le=MAX_ID, description="Cursor")] = MAX_ID,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
         event_type: FromQuery[OutboxType | None] = None,
     ) -> OutboxPage:
-        async with db.connection(pool) as conn:
+        async with reads.connection() as conn:
             rows = await outbox.list_outbox(
                 conn,
                 status=status,

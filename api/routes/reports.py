@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import asyncpg
 import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.di import NamedDependency
@@ -19,12 +18,12 @@ from api import report_csv
 from api.auth import requires
 from api.errors import InvalidBody
 from api.schemas import Problem
+from api.staleness import RequestReads
 from domain import periods
 from domain.errors import FieldError
 from domain.periods import KINDS
 from domain.reports import SiteReports
 from service import reports
-from service.infra import db
 from service.infra.settings import Settings
 
 CSV_TYPE = "text/csv"  # Litestar adds "; charset=utf-8" to text/* types
@@ -140,7 +139,7 @@ class ReportsController(Controller):
         self,
         site_id: FromPath[int],
         request: Request[Any, Any, Any],
-        pool: NamedDependency[asyncpg.Pool],
+        reads: NamedDependency[RequestReads],
         settings: NamedDependency[Settings],
         period: Annotated[str, _query("month or year", enum=list(KINDS))] = "month",
         start: Annotated[
@@ -184,7 +183,7 @@ class ReportsController(Controller):
             now=now,
             default_gap_h=settings.report_min_gap_h,
         )
-        async with db.connection(pool) as conn:
+        async with reads.connection() as conn:
             result = await reports.site_reports(
                 conn,
                 site_id=site_id,

@@ -15,6 +15,7 @@ from api.auth import caller, requires
 from api.decode import body_operation, decode_json
 from api.routes.ops import default_range
 from api.schemas import HourlySeries, HourOut, SiteCreate, SiteOut, SitePage, SitePatch
+from api.staleness import RequestReads
 from domain.co2e import t_co2e
 from service import sites
 from service.infra import db
@@ -55,14 +56,14 @@ class SitesController(Controller):
     @get(operation_id="listSites", opt=requires("viewer"))
     async def list_sites(
         self,
-        pool: NamedDependency[asyncpg.Pool],
+        reads: NamedDependency[RequestReads],
         settings: NamedDependency[Settings],
         after: Annotated[
             int, QueryParameter(ge=0, le=2**63 - 1, description="Cursor: last id seen")
         ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> SitePage:
-        async with db.connection(pool) as conn:
+        async with reads.connection() as conn:
             views = await sites.list_sites(conn, after=after, limit=limit, factor=settings.gwp)
         items = list(views)
         return SitePage(items=items, next_after=items[-1].id if len(items) == limit else None)
@@ -71,10 +72,10 @@ class SitesController(Controller):
     async def get_site(
         self,
         site_id: FromPath[int],
-        pool: NamedDependency[asyncpg.Pool],
+        reads: NamedDependency[RequestReads],
         settings: NamedDependency[Settings],
     ) -> SiteOut:
-        async with db.connection(pool) as conn:
+        async with reads.connection() as conn:
             return await sites.get_site(conn, site_id=site_id, factor=settings.gwp)
 
     @patch(
@@ -105,14 +106,14 @@ class SitesController(Controller):
     async def hourly(
         self,
         site_id: FromPath[int],
-        pool: NamedDependency[asyncpg.Pool],
+        reads: NamedDependency[RequestReads],
         settings: NamedDependency[Settings],
         start: Annotated[datetime | None, QueryParameter(name="from")] = None,
         end: Annotated[datetime | None, QueryParameter(name="to")] = None,
     ) -> HourlySeries:
         """Hourly totals in [from, to) (default: the last 24 hours; hours without data omitted)."""
         start, end = default_range(start, end)
-        async with db.connection(pool) as conn:
+        async with reads.connection() as conn:
             await sites.get_site(conn, site_id=site_id)  # 404 for an unknown site
             rows = await sites.hourly(conn, site_id=site_id, start=start, end=end)
         factor = settings.gwp

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,11 +11,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
+import structlog
 from asyncpg.connect_utils import SessionAttribute
 
 from service.infra.errors import DatabaseUnavailable
 from service.infra.settings import Settings, host_list, target_session_attrs
 
+log = structlog.get_logger("db")
 MAX_ID = 2**63 - 1  # ids are bigints: a larger id cannot exist
 
 
@@ -168,6 +171,20 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+async def open_pool(settings: Settings, *, wait_s: float = 30.0) -> asyncpg.Pool:
+    """The pool, waiting up to `wait_s` for a primary to answer: containers start in any
+    order, and a process (re)started mid-failover finds no read-write host for a while."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        try:
+            return await create_pool(settings)
+        except CONNECTION_ERRORS as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.warning("postgres_unreachable", error=str(exc) or type(exc).__name__)
+            await asyncio.sleep(1.0)
 
 
 @asynccontextmanager
