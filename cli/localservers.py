@@ -213,6 +213,24 @@ class LocalPostgres:
                 return
         raise LocalServerError(f"postgres (pid {pid}) did not stop; see {self.log}")
 
+    def clone_standby_of(self, primary_port: int) -> None:
+        """Make this server a streaming standby of the local server on `primary_port` (which
+        needs wal_level=replica and trusts replication from 127.0.0.1, as initdb --auth=trust
+        sets up): pg_basebackup -R into an empty data directory; start() then starts it as a
+        standby. Nothing is done when the data directory exists."""
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        user = server_user()
+        _make_reachable(self.data_dir, user)
+        self.pgdata.mkdir(mode=0o700, exist_ok=True)  # empty: pg_basebackup fills it
+        if user is not None:
+            os.chown(self.pgdata, user.pw_uid, user.pw_gid)
+        args = ["-h", "127.0.0.1", "-p", str(primary_port), "-U", "postgres"]
+        args += ["-D", str(self.pgdata), "-R", "-X", "stream", "-c", "fast"]
+        done = self._run("pg_basebackup", *args, *([] if self.durable else ["--no-sync"]))
+        if done.returncode != 0:
+            raise LocalServerError(f"pg_basebackup failed: {done.stderr[-2000:]}")
+
     def _initdb(self) -> None:
         if (self.pgdata / "PG_VERSION").exists():
             return
