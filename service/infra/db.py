@@ -90,6 +90,10 @@ POOL_SETTINGS = {
 }
 
 
+# A host failing with one of these passes to the next host of the DSN.
+_NEXT_HOST: tuple[type[Exception], ...] = (OSError, TimeoutError, asyncpg.PostgresError)
+
+
 def split_hosts(dsn: str) -> list[str]:
     """One DSN per host of a multi-host DSN (`postgresql://u@h1:5432,h2:5433/db?...`), in
     order, each keeping the user, database and options; [dsn] when it names one host."""
@@ -106,8 +110,9 @@ async def connect_hosts(dsn: str, *, timeout_s: float = 5.0, **kwargs: Any) -> a
 
     asyncpg tries a DSN's hosts in order but within one timeout for all of them: a first host
     that drops packets (a lost machine) would use it all and the primary behind it would never
-    be tried. Here each host gets its own `timeout_s`, and a host that refuses, times out, is
-    starting or shutting down, or does not match target_session_attrs, passes to the next.
+    be tried. Here each host gets its own `timeout_s`, and any host that fails (refuses, times
+    out, is starting or shutting down, lacks the database, does not match
+    target_session_attrs) passes to the next, as with libpq.
     prefer-standby takes the first standby, else the first host that answered.
     """
     hosts = split_hosts(dsn)
@@ -117,7 +122,7 @@ async def connect_hosts(dsn: str, *, timeout_s: float = 5.0, **kwargs: Any) -> a
     prefer_standby = attrs is SessionAttribute.prefer_standby
     wanted = SessionAttribute.standby if prefer_standby else attrs
     answered: list[str] = []
-    last: BaseException | None = None
+    errors: list[BaseException] = []
     for host in hosts:
         try:
             return await asyncpg.connect(
@@ -125,19 +130,20 @@ async def connect_hosts(dsn: str, *, timeout_s: float = 5.0, **kwargs: Any) -> a
             )
         except asyncpg.TargetServerAttributeNotMatched as exc:
             answered.append(host)
-            last = exc
-        except CONNECTION_ERRORS as exc:
-            last = exc
+            errors.append(exc)
+        except _NEXT_HOST as exc:
+            errors.append(exc)  # e.g. a standby that has not replayed CREATE DATABASE yet
     if prefer_standby:
         for host in answered:  # no standby answered: any host that did
             try:
                 return await asyncpg.connect(
                     host, timeout=timeout_s, target_session_attrs=SessionAttribute.any, **kwargs
                 )
-            except CONNECTION_ERRORS as exc:
-                last = exc
-    assert last is not None
-    raise last
+            except _NEXT_HOST as exc:
+                errors.append(exc)
+    # What a server said (no such database, bad password) tells more than a refused port.
+    said = [e for e in errors if isinstance(e, asyncpg.PostgresError)]
+    raise (said or errors)[-1]
 
 
 async def connect(dsn: str, *, timeout_s: float = 5.0) -> asyncpg.Connection:
