@@ -75,7 +75,7 @@ class ReplicatedPostgres:
         """Until the standby has replayed everything the primary has written so far."""
         primary = await asyncpg.connect(self.primary.url())
         try:
-            target = await primary.fetchval("SELECT pg_current_wal_lsn()")
+            target = await primary.fetchval("SELECT pg_current_wal_insert_lsn()")
         finally:
             await primary.close()
         standby = await asyncpg.connect(self.standby.url())

@@ -78,7 +78,7 @@ async def wait_received(pair: ReplicatedPostgres) -> None:
     primary = await asyncpg.connect(pair.primary.url())
     standby = await asyncpg.connect(pair.standby.url())
     try:
-        target = await primary.fetchval("SELECT pg_current_wal_lsn()")
+        target = await primary.fetchval("SELECT pg_current_wal_insert_lsn()")
         for _ in range(200):
             if await standby.fetchval("SELECT pg_last_wal_receive_lsn() >= $1::pg_lsn", target):
                 return
@@ -99,6 +99,8 @@ async def test_reads_come_from_the_standby_with_their_lag_and_from_the_primary_w
 
     control = await asyncpg.connect(pair.standby.url())
     await control.execute("SELECT pg_wal_replay_pause()")
+    while await control.fetchval("SELECT pg_get_wal_replay_pause_state()") != "paused":
+        await asyncio.sleep(0.01)
     try:
         await ingest_and_drain(client, pair, site, hour=1)
         await wait_received(pair)
