@@ -1,0 +1,1 @@
+"""A local HA PostgreSQL (Patroni + etcd) that tests and `make ha-up` start: see cluster.py."""
