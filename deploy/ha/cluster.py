@@ -123,6 +123,11 @@ class HaCluster:
     def hosts(self) -> list[str]:
         return list(self.net.hosts)
 
+    @property
+    def down_hosts(self) -> set[str]:
+        """Hosts killed and not started again."""
+        return set(self._down)
+
     # ------------------------------------------------------------------ lifecycle
 
     def up(self, timeout: float = 120.0) -> None:
