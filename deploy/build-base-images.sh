@@ -6,6 +6,8 @@
 #   emissions/python:3.11       + Debian's python3.11 and python3-venv  (stands in for python:3.11-slim)
 #   emissions/postgres:15       + postgresql-15 and an entry point      (stands in for postgres:15)
 #   emissions/redis:7           + redis-server 7.0                      (stands in for redis:7)
+#   emissions/patroni:15        postgres:15 + patroni 3.0 + etcd 3.4     (the compose `ha` profile's
+#                               nodes: deploy/compose-ha/; no public image stands in for it)
 #
 # Usage (as root, with dockerd running):  bash deploy/build-base-images.sh [--force]
 # Needs: apt-get install -y docker.io debootstrap.
@@ -25,6 +27,7 @@ DEBIAN_IMAGE=emissions/debian:$SUITE
 PYTHON_IMAGE=emissions/python:3.11
 POSTGRES_IMAGE=emissions/postgres:15
 REDIS_IMAGE=emissions/redis:7
+PATRONI_IMAGE=emissions/patroni:15
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ENV_FILE="${ENV_FILE-$(dirname "$HERE")/.env}"
 FORCE="${FORCE:-0}"
@@ -157,6 +160,18 @@ for pair in "$PYTHON_IMAGE:python.Dockerfile" "$POSTGRES_IMAGE:postgres.Dockerfi
     image="${pair%:*}" dockerfile="${pair##*:}"
     if wanted "$image"; then build_from_debian "$image" "$dockerfile"; else say "$image exists"; fi
 done
+# The HA profile's node image: its context is deploy/, so that it copies deploy/ha's templates
+# (the one place the cluster's settings live) next to deploy/compose-ha's entry point.
+if wanted "$PATRONI_IMAGE"; then
+    say "docker build -> $PATRONI_IMAGE"
+    log="$(mktemp)"
+    DOCKER_BUILDKIT=0 docker build --build-arg "POSTGRES_IMAGE=$POSTGRES_IMAGE" \
+        -t "$PATRONI_IMAGE" -f "$HERE/compose-ha/patroni.Dockerfile" "$HERE" > "$log" 2>&1 \
+        || { tail -30 "$log" >&2; rm -f "$log"; die "docker build of $PATRONI_IMAGE failed"; }
+    rm -f "$log"
+else
+    say "$PATRONI_IMAGE exists"
+fi
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep '^emissions/' | sort
 
 # Compose needs these on every command, not only the first: keep them where it reads them.
