@@ -161,11 +161,15 @@ for pair in "$PYTHON_IMAGE:python.Dockerfile" "$POSTGRES_IMAGE:postgres.Dockerfi
     if wanted "$image"; then build_from_debian "$image" "$dockerfile"; else say "$image exists"; fi
 done
 # The HA profile's node image: its context is deploy/, so that it copies deploy/ha's templates
-# (the one place the cluster's settings live) next to deploy/compose-ha's entry point.
-if wanted "$PATRONI_IMAGE"; then
-    say "docker build -> $PATRONI_IMAGE"
+# (the one place the cluster's settings live) next to deploy/compose-ha's entry point. Rebuilt
+# whenever those files change (their hash is a label), not only with --force.
+patroni_inputs="$(cd "$HERE" && cat ha/patroni.yml.in ha/etcd.yml.in compose-ha/* | sha256sum | cut -c1-16)"
+built_inputs="$(docker image inspect -f '{{index .Config.Labels "emissions.inputs"}}' "$PATRONI_IMAGE" 2>/dev/null || true)"
+if wanted "$PATRONI_IMAGE" || [[ "$built_inputs" != "$patroni_inputs" ]]; then
+    say "docker build -> $PATRONI_IMAGE (deploy/ha/*.yml.in + deploy/compose-ha/ $patroni_inputs)"
     log="$(mktemp)"
     DOCKER_BUILDKIT=0 docker build --build-arg "POSTGRES_IMAGE=$POSTGRES_IMAGE" \
+        --label "emissions.inputs=$patroni_inputs" \
         -t "$PATRONI_IMAGE" -f "$HERE/compose-ha/patroni.Dockerfile" "$HERE" > "$log" 2>&1 \
         || { tail -30 "$log" >&2; rm -f "$log"; die "docker build of $PATRONI_IMAGE failed"; }
     rm -f "$log"

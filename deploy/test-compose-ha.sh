@@ -9,8 +9,9 @@
 # failover times, PASS or FAIL; exits non-zero on failure. Not part of .ci/run.
 #
 # Environment (as deploy/test-compose.sh): COMPOSE, PYPI_INDEX_URL, EXTRA_CA_BUNDLE, KEEP_UP=1,
-# WAIT_S (default 240); PYTHON_IMAGE / POSTGRES_IMAGE / REDIS_IMAGE / PATRONI_IMAGE override the
-# local images (built by deploy/build-base-images.sh when missing); FAILOVER_MAX_S (default 30).
+# WAIT_S (default 240); PYTHON_IMAGE / REDIS_IMAGE / PATRONI_IMAGE override the local images
+# (deploy/build-base-images.sh builds them when missing, and emissions/patroni:15 again when
+# deploy/ha/*.yml.in or deploy/compose-ha/ changed); FAILOVER_MAX_S (default 30).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,15 +42,18 @@ export PYTHON_IMAGE="${PYTHON_IMAGE:-emissions/python:3.11}"
 export POSTGRES_IMAGE="${POSTGRES_IMAGE:-emissions/postgres:15}"
 export REDIS_IMAGE="${REDIS_IMAGE:-emissions/redis:7}"
 export PATRONI_IMAGE="${PATRONI_IMAGE:-emissions/patroni:15}"
-for image in "$PYTHON_IMAGE" "$REDIS_IMAGE" "$PATRONI_IMAGE"; do
-    if ! docker image inspect "$image" >/dev/null 2>&1; then
-        say "$image is missing: building the local base images"
-        t0=$SECONDS
-        ENV_FILE= bash "$ROOT/deploy/build-base-images.sh"
-        say "base images built in $((SECONDS - t0))s"
-        break
-    fi
-done
+# build-base-images.sh builds what is missing and rebuilds the Patroni image when
+# deploy/ha/*.yml.in or deploy/compose-ha/ changed; it is quick when nothing did.
+t0=$SECONDS
+base_log="$(mktemp)"
+if ! ENV_FILE= bash "$ROOT/deploy/build-base-images.sh" > "$base_log" 2>&1; then
+    indent < "$base_log"
+    rm -f "$base_log"
+    fail "deploy/build-base-images.sh failed"
+fi
+grep -E 'docker build|debootstrap' "$base_log" | indent || true
+rm -f "$base_log"
+say "base images ready in $((SECONDS - t0))s"
 
 bundle="${EXTRA_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 if [[ -s "$bundle" ]]; then

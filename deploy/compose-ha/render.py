@@ -1,8 +1,9 @@
 """Render deploy/ha/etcd.yml.in and patroni.yml.in (copied into the image beside this file) for
 one container of the compose HA profile, into the directory given as argv[1].
 
-The templates are the tuned cluster of deploy/ha (ttl 10, loop_wait 2, retry_timeout 4, strict
-synchronous replication with one sync standby, etcd raft timing: the reasons are there).
+The templates are the tuned cluster of deploy/ha (Patroni's ttl, loop_wait and retry_timeout,
+strict synchronous replication with one sync standby, etcd's raft timing: values and reasons
+are there, and only there).
 Only what differs in a container is changed here:
   - addresses: each node is known by its service name (pg1, ...); servers listen on 0.0.0.0
     because etcd binds IP addresses only and a container's IP is assigned at start;
