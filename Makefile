@@ -63,3 +63,14 @@ run-worker: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
+
+# A local 3-node HA PostgreSQL (Patroni + etcd, strict synchronous replication) on
+# 127.0.0.11-13, no root needed; prints the multi-host DATABASE_URL. Data in $(HA_DIR), kept by
+# ha-down (the next ha-up resumes it; `python3 -m deploy.ha.cluster down --purge` wipes it).
+HA_DIR ?= .data/ha
+.PHONY: ha-up ha-down
+ha-up:
+	$(PYTHON) -m deploy.ha.cluster up --dir $(HA_DIR)
+
+ha-down:
+	$(PYTHON) -m deploy.ha.cluster down --dir $(HA_DIR)

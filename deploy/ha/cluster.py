@@ -155,9 +155,12 @@ class HaCluster:
             self.down()
             raise
 
-    def down(self, purge: bool = False) -> None:
+    def down(self, purge: bool = False, graceful: bool = False) -> None:
         """Kill every process of every host, remove namespaces, bridge and iptables rules; with
-        purge, the data too. Idempotent, and safe on a half-built cluster."""
+        purge, the data too. Idempotent, and safe on a half-built cluster. Graceful first asks
+        Patroni to stop Postgres cleanly (a cluster to resume later, not a crash)."""
+        if graceful:
+            self._stop_gracefully()
         for host in self.hosts:
             with contextlib.suppress(HaClusterError):
                 self._kill(host)
@@ -438,6 +441,20 @@ class HaCluster:
             if proc.poll() is not None:
                 self._procs.remove(proc)
 
+    def _stop_gracefully(self, timeout: float = 20.0) -> None:
+        """SIGTERM to each Patroni (it shuts Postgres down, then exits), then to each etcd."""
+        for program in ("patroni", "etcd"):
+            pids = set()
+            for host in DB_HOSTS:
+                pid = _read_pid(self._node_dir(host) / f"{program}.pid")
+                if pid and f"{MARKER}={self.instance}:{host}" in _environ(pid):
+                    pids.add(pid)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while any(_running(p) for p in pids) and time.monotonic() < deadline:
+                time.sleep(0.1)
+
     def _etcd_unhealthy(self) -> str | None:
         for host in DB_HOSTS:
             answer = _get_json(f"http://{self.net.ip(host)}:{ETCD_PORT}/health")
@@ -579,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             print(cluster.status())
             return 0 if cluster.unhealthy_reason() is None else 1
-        cluster.down(purge=args.purge)
+        cluster.down(purge=args.purge, graceful=True)
         print(f"stopped; data {'deleted' if args.purge else 'kept in ' + str(cluster.base_dir)}")
         return 0
     except (HaClusterError, NetworkError) as exc:
