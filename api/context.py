@@ -110,13 +110,15 @@ class RequestContext:
             refusal = (OVERLOADED, _OVERLOADED_DETAIL)
         if refusal is not None:
             await _refuse(scope, send, request_id, *refusal)
+            seconds = time.perf_counter() - started
+            http_metrics.refused(scope, refusal[0].status, seconds)
             log.warning(
                 "request",
                 method=scope.get("method"),
                 path=scope["path"],
                 status=refusal[0].status,
                 problem=refusal[0].slug,
-                latency_ms=round((time.perf_counter() - started) * 1000, 2),
+                latency_ms=round(seconds * 1000, 2),
             )
             structlog.contextvars.clear_contextvars()
             return

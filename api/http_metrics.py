@@ -1,7 +1,10 @@
 """HTTP request metrics by route template, recorded by the request context with bound labels.
 
 Same names, labels and help texts as Litestar's Prometheus plugin, which this replaces: it
-built a Request and looked up four labelled children per request.
+built a Request and looked up four labelled children per request. Unlike the plugin, every
+request is counted: one that matches no route (404, 405) as path="unmatched", one refused before
+routing (load shed, too many headers, a host not served) as path="refused"; never its raw path,
+which would make a series per path anyone cares to request. Only scrapes of /metrics are not.
 """
 
 from __future__ import annotations
@@ -10,19 +13,30 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from litestar.types import Scope
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from service.infra.metrics import API
 
 LABELS = ("method", "path", "status_code", "app_name")
 APP_NAME = "emissions"
 UNCOUNTED = "/metrics"  # scrapes are not requests to count
+UNMATCHED = "unmatched"  # the path label of a request no route matched (no "/": never a route)
+REFUSED = "refused"  # ... and of one answered before routing
+# Any token is a method to the HTTP parser; a label per invented one would be unbounded too.
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"))
 
-REQUESTS = Counter("emissions_http_requests_total", "Total requests", LABELS)
+REQUESTS = Counter("emissions_http_requests_total", "Total requests", LABELS, registry=API)
 DURATION = Histogram(
-    "emissions_http_request_duration_seconds", "Request duration, in seconds", LABELS
+    "emissions_http_request_duration_seconds",
+    "Request duration, in seconds",
+    LABELS,
+    registry=API,
 )
-ERRORS = Counter("emissions_http_requests_error_total", "Total errors in requests", LABELS)
+ERRORS = Counter(
+    "emissions_http_requests_error_total", "Total errors in requests", LABELS, registry=API
+)
 
 
 class _Bound(NamedTuple):
@@ -45,12 +59,26 @@ def started(scope: Scope) -> None:
 
 
 def finished(scope: Scope, status: int, seconds: float) -> None:
-    """Count a routed request; unrouted ones (404, 405) have no template and are not counted."""
+    """Count a request by its route template; unrouted ones (404, 405) have none."""
     del _in_flight[id(scope)]
     template = scope.get("path_template")
-    if template is None or template == UNCOUNTED:
+    if template == UNCOUNTED:
         return
-    key = (str(scope.get("method")), template, status)
+    _count(_method(scope), template or UNMATCHED, status, seconds)
+
+
+def refused(scope: Scope, status: int, seconds: float) -> None:
+    """Count a request answered before routing (it never was in flight)."""
+    _count(_method(scope), REFUSED, status, seconds)
+
+
+def _method(scope: Scope) -> str:
+    method = str(scope.get("method"))
+    return method if method in _METHODS else "other"
+
+
+def _count(method: str, template: str, status: int, seconds: float) -> None:
+    key = (method, template, status)
     bound = _bound.get(key)
     if bound is None:
         values = (key[0], template, str(status), APP_NAME)
@@ -96,4 +124,4 @@ class _InProgress(Collector):
         )
 
 
-REGISTRY.register(_InProgress())
+API.register(_InProgress())

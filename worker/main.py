@@ -16,6 +16,7 @@ from prometheus_client import start_http_server
 from redis.exceptions import RedisError
 
 from service.drain import drain_until_idle
+from service.infra import metrics
 from service.infra.doorbell import decode_job, encode_job
 from service.infra.errors import DatabaseUnavailable
 from service.infra.logs import configure_logging
@@ -94,7 +95,7 @@ async def supervise(settings: Settings) -> None:
     that shutdown to finish.
     """
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, addr=settings.host)
+        start_http_server(settings.worker_metrics_port, addr=settings.host, registry=metrics.WORKER)
     runtime = await Runtime.start(settings)
     stopping = asyncio.Event()
     main = asyncio.current_task()

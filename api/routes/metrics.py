@@ -1,15 +1,15 @@
-"""GET /metrics: Prometheus text, with the queue gauges read from Postgres at scrape time."""
+"""GET /metrics: the API's registry as Prometheus text, the queue gauges read from Postgres."""
 
 from __future__ import annotations
 
 import asyncpg
 from litestar import Response, get
 from litestar.di import NamedDependency
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.auth import requires
 from service import outbox
-from service.infra import db
+from service.infra import db, metrics
 from service.infra.errors import DatabaseUnavailable
 
 # Litestar adds the charset itself; prometheus_client's constant carries one already.
@@ -29,4 +29,4 @@ async def scrape(pool: NamedDependency[asyncpg.Pool]) -> Response[bytes]:
             await outbox.refresh_gauges(conn)
     except DatabaseUnavailable:
         pass  # still report the process's own metrics; the gauges keep their last value
-    return Response(generate_latest(REGISTRY), media_type=_MEDIA_TYPE)
+    return Response(generate_latest(metrics.API), media_type=_MEDIA_TYPE)
