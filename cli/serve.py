@@ -55,6 +55,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn  # the server is only needed by this command
 
     from api.protocol import GuardedHttpTools
+    from service.infra.logs import uvicorn_log_config
 
     uvicorn.run(
         "cli.serve:serve_app",
@@ -63,7 +64,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=settings.port,
         workers=args.workers,
         access_log=False,  # the app logs one line per request itself
-        log_level="warning",
+        # Its own lines (startup, errors) as ours: JSON through structlog when LOG_JSON is on.
+        log_config=uvicorn_log_config(settings.log_level, settings.log_json),
+        log_level=settings.log_level,
         proxy_headers=True,
         http=GuardedHttpTools,  # headers within HEADER_TIMEOUT_S
         timeout_keep_alive=settings.keep_alive_s,
