@@ -16,7 +16,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from api import auth, staleness
 from api.context import RequestContext
 from api.docs_page import DocsPage
-from api.openapi import SECURITY_SCHEMES, document_access, document_problems
+from api.openapi import SECURITY_SCHEMES, finish
 from api.problems import handle_exception
 from api.routes import (
     alerts,
@@ -139,8 +139,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
         debug=False,
     )
     auth.check_routes(app)  # a route without a declared access never serves
-    document_access(app.openapi_schema, app)
-    document_problems(app.openapi_schema)
+    finish(app.openapi_schema, app, development=settings.environment != "production")
     return RequestContext(
         app,
         max_in_flight=settings.max_in_flight,

@@ -49,7 +49,7 @@ def check_replay(
         raise InvalidReplay([FieldError("", message)])
 
 
-class Health(msgspec.Struct, kw_only=True):
+class DeliveryHealth(msgspec.Struct, kw_only=True):
     pending: int
     in_backoff: int
     dead: int
@@ -68,7 +68,7 @@ class Subscription(msgspec.Struct, kw_only=True):
     created_at: datetime
     created_by: str
     disabled_at: datetime | None
-    health: Health | None = None
+    health: DeliveryHealth | None = None
 
 
 def check(
@@ -108,8 +108,8 @@ def _subscription(row: asyncpg.Record) -> Subscription:
         disabled_at=row["disabled_at"],
     )
     if "pending" in row:
-        sub.health = Health(
-            **{f: row[f] for f in Health.__struct_fields__},
+        sub.health = DeliveryHealth(
+            **{f: row[f] for f in DeliveryHealth.__struct_fields__},
         )
     return sub
 

@@ -15,7 +15,7 @@ from api.problems import ALL_TYPES, problem_types
 from service.infra import health
 
 
-class Health(msgspec.Struct):
+class Liveness(msgspec.Struct):
     status: str
 
 
@@ -26,9 +26,9 @@ class Readiness(msgspec.Struct):
 
 
 @get("/health", operation_id="health", tags=["ops"], opt=requires("public"))
-async def live() -> Health:
+async def live() -> Liveness:
     """The process is up (no dependency is checked)."""
-    return Health(status="ok")
+    return Liveness(status="ok")
 
 
 @get("/ready", operation_id="ready", tags=["ops"], opt=requires("public"))

@@ -15,21 +15,28 @@ from litestar.params import FromPath
 from api.auth import bearer_token, client_address, requires
 from api.decode import body_operation, decode_json
 from api.schemas import IngestBatch, IngestReceipt, Problem
+from domain.idempotency import KEY_MAX
 from service.ingest import Ingest
 
 _decode_batch = msgspec.json.Decoder(IngestBatch)
 # Read from request.headers by the handler (a declared header parameter costs a kwargs
 # extraction per request); documented here so the OpenAPI document still lists it.
-_KEY_DOC = "Unique per batch (IETF draft)"
+_KEY_DOC = (
+    "Unique per batch (IETF httpapi idempotency-key draft): 1-255 printable ASCII characters;"
+    " a missing or invalid key is a 400"
+)
 _KEY_HEADER = Parameter(
     name="Idempotency-Key",
     param_in=ParamType.HEADER,
-    required=False,
-    deprecated=False,
+    required=True,
     description=_KEY_DOC,
+    # No space at either end: HTTP strips it, and the key would not be the one sent.
     schema=Schema(
-        description=_KEY_DOC,
-        one_of=[Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)],
+        type=OpenAPIType.STRING,
+        min_length=1,
+        max_length=KEY_MAX,
+        pattern=r"^[!-~]([ -~]{0,253}[!-~])?$",
+        examples=["batch-2026-01-05T00:00Z"],
     ),
 )
 

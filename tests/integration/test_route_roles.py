@@ -189,7 +189,8 @@ async def test_the_openapi_document_states_the_role_of_every_operation(
     assert stated == expected
     replay = document["paths"]["/v1/ops/outbox/replay"]["post"]
     assert "Access: a token with the role operator or admin." in replay["description"]
-    assert replay["security"] == [{"bearer": []}]
+    assert replay["security"] == [{"operatorToken": []}]
+    assert document["paths"]["/health"]["get"]["security"] == []
     assert "forbidden-role" in replay["responses"]["403"]["description"]
     sites = document["paths"]["/v1/sites"]["get"]["description"]
     assert sites.endswith("(production); open without a token in development.")
