@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import asyncpg
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
@@ -32,7 +32,7 @@ class DevicesController(Controller):
     )
     async def create(
         self, request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
-    ) -> DeviceKeyCreated:
+    ) -> Response[DeviceKeyCreated]:
         data = await decode_json(request, _decode_create)
         async with db.connection(pool) as conn:
             device, secret = await devices.create_device_key(
@@ -42,7 +42,11 @@ class DevicesController(Controller):
                 name=data.name,
                 actor=caller(request),
             )
-        return DeviceKeyCreated(key=secret, device=device)
+        return Response(
+            DeviceKeyCreated(key=secret, device=device),
+            status_code=201,
+            headers={"Location": f"/v1/devices/{device.id}"},
+        )
 
     @get(operation_id="listDeviceKeys", opt=requires("admin"))
     async def list_keys(

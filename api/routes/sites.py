@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import asyncpg
 import msgspec
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, Response, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
@@ -40,10 +40,10 @@ class SitesController(Controller):
         request: Request[Any, Any, Any],
         pool: NamedDependency[asyncpg.Pool],
         settings: NamedDependency[Settings],
-    ) -> SiteOut:
+    ) -> Response[SiteOut]:
         data = await decode_json(request, _decode_create)
         async with db.connection(pool) as conn:
-            return await sites.create_site(
+            site = await sites.create_site(
                 conn,
                 name=data.name,
                 emission_limit_kg=data.emission_limit_kg,
@@ -52,6 +52,7 @@ class SitesController(Controller):
                 actor=caller(request),
                 factor=settings.gwp,
             )
+        return Response(site, status_code=201, headers={"Location": f"/v1/sites/{site.id}"})
 
     @get(operation_id="listSites", opt=requires("viewer"))
     async def list_sites(

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from msgspec import Meta
@@ -96,7 +96,7 @@ class SubscriptionsController(Controller):
     )
     async def create(
         self, request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
-    ) -> SubscriptionCreated:
+    ) -> Response[SubscriptionCreated]:
         data = await decode_json(request, _decode_create)
         async with db.connection(pool) as conn:
             sub, secret = await subscriptions.create(
@@ -108,7 +108,11 @@ class SubscriptionsController(Controller):
                 actor=caller(request),
                 allowed=request.app.state.settings.webhook_networks,
             )
-        return SubscriptionCreated(secret=secret, subscription=sub)
+        return Response(
+            SubscriptionCreated(secret=secret, subscription=sub),
+            status_code=201,
+            headers={"Location": f"/v1/subscriptions/{sub.id}"},
+        )
 
     @get(operation_id="listSubscriptions", opt=requires("viewer"))
     async def list_subscriptions(
