@@ -82,6 +82,16 @@ def message_of(row: asyncpg.Record | dict[str, Any]) -> bytes:
     return _encode(message)
 
 
+def correlation(row: asyncpg.Record | dict[str, Any]) -> dict[str, str]:
+    """The ids every delivery log line carries: `event_id` (the webhook message id the
+    receiver sees) and, for an event that came from an API request, its `request_id`."""
+    ids = {"event_id": event_id(row["event_id"])}
+    request_id = (row["payload"] or {}).get("request_id")
+    if request_id:
+        ids["request_id"] = str(request_id)
+    return ids
+
+
 class Deliverer:
     """One per worker process. `run_forever` until cancelled; `wake` after queueing work."""
 
@@ -260,7 +270,7 @@ class Deliverer:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         except Exception as exc:  # e.g. a URL httpx refuses: a failed attempt, not a crash
-            log.exception("delivery_error", delivery_id=row["id"])
+            log.exception("delivery_error", delivery_id=row["id"], **correlation(row))
             error = f"{type(exc).__name__}: {exc}"
         if error is None and status is not None and not 200 <= status < 300:
             error = f"HTTP {status}: {reply.decode(errors='replace')}"
@@ -283,7 +293,7 @@ class Deliverer:
             "delivery_failed",
             delivery_id=row["id"],
             subscription_id=row["subscription_id"],
-            event_id=msg_id,
+            **correlation(row),
             attempt=row["attempts"],
             error=error,
             permanent=permanent,

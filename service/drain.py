@@ -295,6 +295,7 @@ async def drain_until_idle(
             deliveries_queued=total.deliveries,
             sites=total.sites,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
-            request_ids=total.request_ids,
+            # The API's key for the same ids, a list here: one drain applies many requests.
+            request_id=total.request_ids,
         )
     return total
