@@ -21,7 +21,7 @@ from prometheus_client import (
 
 # No `<name>_created` series beside each counter and histogram: Prometheus' text format has no
 # use for them (each would be a second series per child, holding the process start time).
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 
 
 def _registry() -> CollectorRegistry:
