@@ -35,6 +35,7 @@ from deploy.ha.network import (
     LoopbackNetwork,
     NamespaceNetwork,
     NetworkError,
+    pid_alive,
 )
 
 DB_HOSTS = ("db1", "db2", "db3")
@@ -265,6 +266,35 @@ class HaCluster:
     def replicas(self) -> list[str]:
         return [h for h in self._live_db_hosts() if _get_status(f"{self._rest(h)}/replica") == 200]
 
+    def etcd_leader(self) -> str | None:
+        """The host whose etcd member leads raft (None while no live member knows one)."""
+        members, leader = self._etcd_members()
+        return members.get(leader) if leader else None
+
+    def move_etcd_leader(self, host: str, timeout: float = 10.0) -> None:
+        """Hand etcd's raft leadership to the member on host: killing that host then costs the
+        extra election (and lease extension) of the worst case."""
+        self._check(host)
+        members, leader = self._etcd_members()
+        target = next((i for i, h in members.items() if h == host), None)
+        if leader is None or target is None:
+            raise HaClusterError(f"etcd has no leader or no live member on {host}")
+        if leader != target:
+            url = f"http://{self.net.ip(members[leader])}:{ETCD_PORT}"
+            _post_json(f"{url}/v3/maintenance/transfer-leadership", {"targetID": target})
+        self._wait(timeout, lambda: None if self.etcd_leader() == host else "moving", "etcd")
+
+    def _etcd_members(self) -> tuple[dict[str, str], str | None]:
+        """{member id: host} of the members that answer, and the leader's id."""
+        members, leader = {}, None
+        for host in self._live_db_hosts():
+            url = f"http://{self.net.ip(host)}:{ETCD_PORT}/v3/maintenance/status"
+            status = _post_json(url, {})
+            if status is not None:
+                members[status["header"]["member_id"]] = host
+                leader = status.get("leader") or leader
+        return members, leader
+
     def wait_primary(self, timeout: float = 30.0) -> str:
         self._wait(timeout, lambda: None if self.primary() else "no primary", "no primary")
         primary = self.primary()
@@ -426,7 +456,7 @@ class HaCluster:
             if postmaster and _cwd(postmaster) == node / "pgdata":
                 roots.add(postmaster)
             pids |= _with_descendants(roots)
-        return {p for p in pids if _running(p) and p != os.getpid()}
+        return {p for p in pids if pid_alive(p) and p != os.getpid()}
 
     def _kill(self, host: str) -> None:
         deadline = time.monotonic() + 10
@@ -452,7 +482,7 @@ class HaCluster:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while any(_running(p) for p in pids) and time.monotonic() < deadline:
+            while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
                 time.sleep(0.1)
 
     def _etcd_unhealthy(self) -> str | None:
@@ -512,6 +542,16 @@ def _get_json(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
     return answer if isinstance(answer, dict) else None
 
 
+def _post_json(url: str, body: dict[str, Any], timeout: float = 2.0) -> dict[str, Any] | None:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            answer = json.loads(response.read())
+    except (OSError, ValueError):
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
 def _get_status(url: str, timeout: float = 1.0) -> int | None:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
@@ -553,11 +593,6 @@ def _stat(pid: int) -> tuple[str, int] | None:
         return None
     fields = text[text.rindex(")") + 2 :].split()
     return fields[0], int(fields[1])
-
-
-def _running(pid: int) -> bool:
-    stat = _stat(pid)
-    return stat is not None and stat[0] not in ("Z", "X")
 
 
 def _with_descendants(roots: set[int]) -> set[int]:
