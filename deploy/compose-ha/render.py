@@ -57,7 +57,7 @@ def main(out_dir: Path) -> None:
     pg = patroni["postgresql"]
     pg["listen"] = "0.0.0.0:5432"
     pg["use_unix_socket"] = True
-    pg["pgpass"] = "/tmp/pgpass"
+    pg["pgpass"] = "/tmp/pgpass"  # noqa: S108 (the container's own /tmp; Patroni writes it)
     password = env.get("POSTGRES_PASSWORD", "postgres")
     pg["authentication"] = {
         "superuser": {"username": superuser, "password": password},

@@ -428,4 +428,11 @@ async def verify(
     report["statuses"] = dict(storm.statuses)
     report["503s"] = storm.statuses["503"]
     log(f"result: {report}")
+    log(
+        f"SUMMARY batches {report['batches']}: lost {report['lost']}, double-counted "
+        f"{report['double_counted']}, outbox events applied {len(events)}/{len(sent)} "
+        f"(none dead), webhooks lost {report['webhook_lost']}; first 202 "
+        f"{report['recovery_s']} s after kill -9 of the primary's host; devices saw "
+        f"{report['503s']} 503s and {storm.statuses['ReadTimeout']} timeouts"
+    )
     assert report["recovery_s"] < RECOVERY_TARGET_S, report
