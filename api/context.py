@@ -28,6 +28,7 @@ from api.problems import (
     OVERLOADED,
     PROBLEM_JSON,
     ProblemType,
+    occurrence,
 )
 from service.infra import metrics
 
@@ -186,7 +187,7 @@ async def _refuse(
             "title": kind.title,
             "status": kind.status,
             "detail": detail,
-            "instance": scope["path"],
+            "instance": occurrence(request_id),
         }
     )
     metrics.PROBLEMS.labels(kind.slug).inc()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 from domain.errors import FieldError
 from domain.roles import Actor, Role
 
@@ -44,3 +47,20 @@ class RoleRequired(EdgeError):
         )
         self.required_role = required_role
         self.role = actor.role
+
+
+@dataclass(frozen=True)
+class ParameterError:
+    """What is wrong with one parameter, named as the client sends it (`from`, not `start`)."""
+
+    location: Literal["query", "path", "header"]
+    name: str
+    detail: str
+
+
+class InvalidParameters(EdgeError):
+    """A query, path or header parameter does not match the documented schema."""
+
+    def __init__(self, errors: list[ParameterError]) -> None:
+        super().__init__()
+        self.errors = errors

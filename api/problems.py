@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from html import escape
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import ParameterKwarg
 
 from api import errors as edge
 from domain.errors import FieldError, InvalidBatch
@@ -39,7 +42,11 @@ class ProblemType:
         return f"/problems/{self.slug}"
 
 
-VALIDATION = ProblemType("validation-error", 422, "Request body failed validation")
+# One status and one type for every request that is well-formed HTTP but breaks a documented
+# rule, in the body or in a query, path or header parameter: 422, as body errors always were
+# (a client has one handler, and `errors` points at what to fix). 400 stays for what cannot be
+# read at all (malformed JSON) and for the Idempotency-Key header, whose draft prescribes 400.
+VALIDATION = ProblemType("validation-error", 422, "Request failed validation")
 INTERNAL = ProblemType("internal-error", 500, "Internal server error")
 OVERLOADED = ProblemType("overloaded", 503, "Server overloaded", 1)
 HOST_NOT_ALLOWED = ProblemType("host-not-allowed", 400, "Host not allowed")
@@ -53,6 +60,7 @@ TABLE: dict[type[Exception], ProblemType] = {
     edge.BodyTimeout: ProblemType("body-timeout", 408, "Request body timed out"),
     edge.UnsupportedMediaType: ProblemType("unsupported-media-type", 415, "Unsupported type"),
     edge.InvalidBody: VALIDATION,
+    edge.InvalidParameters: VALIDATION,
     edge.RoleRequired: ProblemType("forbidden-role", 403, "Role not allowed"),
     InvalidBatch: VALIDATION,
     svc.InvalidInput: VALIDATION,
@@ -123,9 +131,24 @@ def _members(exc: Exception) -> dict[str, Any]:
     return {}
 
 
-def _field_errors(exc: Exception) -> list[FieldError] | None:
+ErrorItem = dict[str, str]
+
+
+def _body_errors(errors: list[FieldError]) -> list[ErrorItem]:
+    return [{"pointer": e.pointer, "detail": e.detail} for e in errors]
+
+
+def _parameter_items(errors: list[edge.ParameterError]) -> list[ErrorItem]:
+    return [{"in": e.location, "name": e.name, "detail": e.detail} for e in errors]
+
+
+def _field_errors(exc: Exception) -> list[ErrorItem] | None:
     if isinstance(exc, edge.InvalidBody | InvalidBatch | svc.InvalidInput):
-        return exc.errors
+        return _body_errors(exc.errors)
+    if isinstance(exc, edge.InvalidParameters):
+        return _parameter_items(exc.errors)
+    if isinstance(exc, MissingIdempotencyKey | InvalidIdempotencyKey):
+        return [{"in": "header", "name": "Idempotency-Key", "detail": exc.detail}]
     return None
 
 
@@ -134,7 +157,7 @@ def problem_response(
     detail: str,
     *,
     instance: str | None = None,
-    errors: list[FieldError] | None = None,
+    errors: list[ErrorItem] | None = None,
     headers: dict[str, str] | None = None,
     members: dict[str, Any] | None = None,
 ) -> Response[bytes]:
@@ -148,7 +171,7 @@ def problem_response(
     if instance:
         body["instance"] = instance
     if errors is not None:
-        body["errors"] = [{"pointer": e.pointer, "detail": e.detail} for e in errors]
+        body["errors"] = errors
     headers = dict(headers or {})
     if kind.retry_after_s is not None:
         headers.setdefault("Retry-After", str(kind.retry_after_s))
@@ -164,7 +187,7 @@ def problem_response(
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """Litestar exception handler for every exception: one mapping, one body shape."""
-    instance = request.url.path
+    instance = occurrence(request.scope.get("state", {}).get("request_id", ""))
     kind = _lookup(exc)
     if kind is not None:
         detail = getattr(exc, "detail", None) or str(exc)
@@ -176,6 +199,12 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
             headers=_headers(exc),
             members=_members(exc),
         )
+    if isinstance(exc, ValidationException):
+        errors = _parameter_errors(request, exc)
+        detail = "; ".join(f"{e.name}: {e.detail}" for e in errors) or str(exc.detail)
+        return problem_response(
+            VALIDATION, detail, instance=instance, errors=_parameter_items(errors)
+        )
     if isinstance(exc, HTTPException) and exc.status_code != HTTPStatus.INTERNAL_SERVER_ERROR:
         status = exc.status_code
         kind = BY_STATUS.get(status) or ProblemType(
@@ -184,12 +213,32 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
         headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in _PASS_HEADERS}
         # The static files' 404 names the file it looked for (a directory: its full path).
         detail = "Nothing here: check the path." if status == HTTPStatus.NOT_FOUND else exc.detail
-        return problem_response(
-            kind, detail, instance=instance, errors=_parameter_errors(exc), headers=headers
-        )
+        return problem_response(kind, detail, instance=instance, headers=headers)
     log.exception("unhandled_error", exc_info=exc)
     return problem_response(
         INTERNAL, "The server failed to handle this request.", instance=instance
+    )
+
+
+def problem_page(kind: ProblemType) -> str:
+    """A problem type explained for a person (what a browser gets at the `type` URI)."""
+    title, slug = escape(kind.title), escape(kind.slug)
+    retry = (
+        f"<p>Retry after at least {kind.retry_after_s} s (the Retry-After header says).</p>"
+        if kind.retry_after_s is not None
+        else ""
+    )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{title}</title></head><body><main><h1>{title}</h1>"
+        f"<p>Problem type <code>/problems/{slug}</code>, HTTP status {kind.status}.</p>"
+        f"{retry}<p>The response body is application/problem+json (RFC 9457): <code>detail"
+        "</code> says what happened, <code>errors</code> (when present) points at each bad "
+        "body member (<code>pointer</code>) or parameter (<code>in</code>, <code>name</code>),"
+        " and <code>instance</code> is <code>urn:request:</code> followed by the request id "
+        "(the X-Request-Id header): quote it when you report the problem.</p>"
+        '<p><a href="/problems">All problem types</a> · <a href="/schema">API reference</a>'
+        "</p></main></body></html>"
     )
 
 
@@ -198,14 +247,39 @@ def problem_types() -> list[dict[str, Any]]:
     return [{"type": p.uri, "title": p.title, "status": p.status} for p in ALL_TYPES.values()]
 
 
-def _parameter_errors(exc: HTTPException) -> list[FieldError] | None:
-    """Litestar's parameter validation details (query, path, header) as field errors."""
-    if not isinstance(exc.extra, list):
-        return None
+_MISSING = re.compile(r"Missing required (\w+) parameter '([^']*)'")
+
+
+def occurrence(request_id: str) -> str:
+    """A problem's `instance`: this occurrence, the request id the response also carries."""
+    return f"urn:request:{request_id}"
+
+
+def _parameter_errors(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> list[edge.ParameterError]:
+    """Litestar's parameter errors, under the names a client sends: its `key` is the handler's
+    argument (`start`), the public name (`from`) is the alias it was declared with."""
+    missing = _MISSING.match(str(exc.detail))
+    if missing:
+        location = _location(missing.group(1))
+        return [edge.ParameterError(location, missing.group(2), "is required")]
+    handler = request.scope.get("route_handler")
+    signature = getattr(handler, "parsed_fn_signature", None)
+    fields = signature.parameters if signature is not None else {}
     errors = []
-    for item in exc.extra:
-        if isinstance(item, dict) and "key" in item:
-            source = item.get("source", "parameter")
-            where = getattr(source, "value", source)
-            errors.append(FieldError(f"{where}:{item['key']}", str(item.get("message", ""))))
-    return errors or None
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if not isinstance(item, dict) or "key" not in item:
+            continue
+        key = str(item["key"])
+        source = getattr(item.get("source"), "value", item.get("source")) or "query"
+        kwarg = getattr(fields.get(key), "kwarg_definition", None)
+        name = key
+        if isinstance(kwarg, ParameterKwarg):
+            name = kwarg.name or kwarg.query or kwarg.header or key
+        errors.append(edge.ParameterError(_location(str(source)), name, str(item["message"])))
+    return errors
+
+
+def _location(source: str) -> Literal["query", "path", "header"]:
+    return "path" if source == "path" else "header" if source == "header" else "query"

@@ -11,9 +11,8 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from api.auth import requires
-from api.errors import InvalidBody
+from api.errors import InvalidParameters, ParameterError
 from api.schemas import AuditPage, AuditRecord
-from domain.errors import FieldError
 from service import audit
 from service.infra import db
 from service.infra.db import MAX_ID
@@ -48,14 +47,14 @@ async def list_audit(
     """Every operator write (dry runs included): who (token name and role), what, with what,
     how many rows; newest first."""
     errors = [
-        FieldError(f"query:{name}", "needs a UTC offset")
+        ParameterError("query", name, "needs a UTC offset")
         for name, value in (("from", start), ("to", end))
         if value is not None and value.tzinfo is None
     ]
     if not errors and start and end and start >= end:
-        errors.append(FieldError("query:to", "must be after from"))
+        errors.append(ParameterError("query", "to", "must be after from"))
     if errors:
-        raise InvalidBody(errors)
+        raise InvalidParameters(errors)
     async with db.connection(pool) as conn:
         rows = await audit.list_entries(
             conn, actor=actor, action=action, start=start, end=end, before=before, limit=limit

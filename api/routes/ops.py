@@ -14,7 +14,7 @@ from litestar.params import FromQuery, QueryParameter
 
 from api.auth import caller, requires
 from api.decode import body_operation, decode_json
-from api.errors import InvalidBody
+from api.errors import InvalidParameters, ParameterError
 from api.schemas import (
     AuditOut,
     OutboxEventOut,
@@ -24,7 +24,6 @@ from api.schemas import (
     ReplayRequest,
 )
 from api.staleness import RequestReads
-from domain.errors import FieldError
 from service import maintenance, outbox
 from service.infra import db
 from service.infra.db import MAX_ID
@@ -112,7 +111,7 @@ def default_range(start: datetime | None, end: datetime | None) -> tuple[datetim
     end = end or datetime.now(UTC)
     start = start or end - timedelta(hours=24)
     if start >= end:
-        raise InvalidBody([FieldError("query:from", "must be before to")])
+        raise InvalidParameters([ParameterError("query", "from", "must be before to")])
     if end - start > timedelta(days=400):
-        raise InvalidBody([FieldError("query:from", "at most 400 days per request")])
+        raise InvalidParameters([ParameterError("query", "from", "at most 400 days per request")])
     return start, end

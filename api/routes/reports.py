@@ -16,11 +16,10 @@ from litestar.params import FromPath, QueryParameter
 
 from api import report_csv
 from api.auth import requires
-from api.errors import InvalidBody
+from api.errors import InvalidParameters, ParameterError
 from api.schemas import Problem
 from api.staleness import RequestReads
 from domain import periods
-from domain.errors import FieldError
 from domain.periods import KINDS
 from domain.reports import SiteReports
 from service import reports
@@ -91,27 +90,27 @@ def parse_query(
     try:
         kind = periods.parse_kind(period)
     except periods.PeriodError as exc:
-        raise InvalidBody([FieldError("query:period", str(exc))]) from exc
+        raise InvalidParameters([ParameterError("query", "period", str(exc))]) from exc
     bounds = []
     for field, text in (("from", start), ("to", end)):
         try:
             bounds.append(periods.parse_period(kind, text) if text else periods.current(kind, now))
         except periods.PeriodError as exc:
-            errors.append(FieldError(f"query:{field}", str(exc)))
+            errors.append(ParameterError("query", field, str(exc)))
     gap_h = default_gap_h if min_gap_h is None else _hours(min_gap_h)
     if gap_h is None:
         detail = f"must be a number of hours above 0, at most {MAX_MIN_GAP_H:g}"
-        errors.append(FieldError("query:min_gap_h", detail))
+        errors.append(ParameterError("query", "min_gap_h", detail))
     if fmt not in (None, "json", "csv"):
-        errors.append(FieldError("query:format", "must be json or csv"))
+        errors.append(ParameterError("query", "format", "must be json or csv"))
     spans = []
     if not errors:
         try:
             spans = periods.periods(kind, bounds[0], bounds[1])
         except periods.PeriodError as exc:
-            errors.append(FieldError("query:to", str(exc)))
+            errors.append(ParameterError("query", "to", str(exc)))
     if errors or gap_h is None:
-        raise InvalidBody(errors)
+        raise InvalidParameters(errors)
     return ReportQuery(kind, spans, gap_h, fmt == "csv" or (fmt is None and accept_csv))
 
 

@@ -121,11 +121,11 @@ async def test_only_operators_and_admins_read_it_and_bad_queries_are_refused(
     admin = await http.get("/v1/ops/audit", headers={"Authorization": "Bearer dev-admin-token"})
     assert admin.status_code == 200
     for params, pointer, status in (
-        ({"limit": "501"}, "query:limit", 400),
-        ({"before": "0"}, "query:before", 400),
+        ({"limit": "501"}, "query:limit", 422),
+        ({"before": "0"}, "query:before", 422),
         ({"from": "2026-01-01T00:00:00"}, "query:from", 422),
         ({"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "query:to", 422),
     ):
         answer = await http.get("/v1/ops/audit", params=params)
         assert answer.status_code == status, (params, answer.text)
-        assert [e["pointer"] for e in answer.json()["errors"]] == [pointer]
+        assert [f"{e['in']}:{e['name']}" for e in answer.json()["errors"]] == [pointer]

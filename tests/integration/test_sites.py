@@ -145,7 +145,7 @@ async def test_duplicate_name_in_another_case_is_409_and_adds_no_row(
 async def test_unknown_site_is_404(client: httpx.AsyncClient, conn: asyncpg.Connection) -> None:
     response = await client.get("/v1/sites/424242")
     body = assert_problem(response, 404, "/problems/site-not-found")
-    assert body["instance"] == "/v1/sites/424242"
+    assert body["instance"] == f"urn:request:{response.headers['x-request-id']}"
 
 
 # --------------------------------------------------------------------------- list
@@ -219,15 +219,15 @@ async def test_site_added_between_pages_appears_on_a_later_page(
     [{"limit": 0}, {"limit": 501}, {"after": -1}, {"limit": "ten"}],
     ids=["limit-0", "limit-501", "after-negative", "limit-not-a-number"],
 )
-async def test_bad_page_parameters_are_400_problems(
+async def test_bad_page_parameters_are_422_problems_naming_the_parameter(
     client: httpx.AsyncClient, conn: asyncpg.Connection, params: dict[str, Any]
 ) -> None:
     await make_site(client)
     before = await table_counts(conn)
     response = await client.get("/v1/sites", params=params)
-    body = assert_problem(response, 400, "/problems/bad-request")
+    body = assert_problem(response, 422, "/problems/validation-error")
     (name,) = params
-    assert [e["pointer"].rsplit(":", 1)[-1] for e in body["errors"]] == [name]
+    assert [(e["in"], e["name"]) for e in body["errors"]] == [("query", name)]
     assert await table_counts(conn) == before
 
 
@@ -406,7 +406,7 @@ async def test_invalid_create_is_422_with_a_pointer_and_writes_nothing(
     before = await table_counts(conn)
     response = await client.post("/v1/sites", json=body)
     problem = assert_problem(response, 422, "/problems/validation-error")
-    assert problem["instance"] == "/v1/sites"
+    assert problem["instance"] == f"urn:request:{response.headers['x-request-id']}"
     assert [e["pointer"] for e in problem["errors"]] == [pointer]
     assert await table_counts(conn) == before
 
@@ -485,11 +485,11 @@ async def test_site_id_beyond_bigint_is_404(
     assert_problem(response, 404, "/problems/site-not-found")
 
 
-async def test_cursor_beyond_bigint_is_400(
+async def test_cursor_beyond_bigint_is_422(
     client: httpx.AsyncClient, conn: asyncpg.Connection
 ) -> None:
     response = await client.get("/v1/sites", params={"after": 2**63})
-    assert_problem(response, 400, "/problems/bad-request")
+    assert_problem(response, 422, "/problems/validation-error")
 
 
 async def test_nul_character_in_name_is_422(
@@ -499,12 +499,15 @@ async def test_nul_character_in_name_is_422(
     assert_problem(response, 422, "/problems/validation-error")
 
 
-async def test_query_parameter_error_pointer_names_the_source_plainly(
+async def test_query_parameter_error_names_the_public_parameter(
     client: httpx.AsyncClient, conn: asyncpg.Connection
 ) -> None:
     response = await client.get("/v1/sites", params={"limit": 0})
-    body = assert_problem(response, 400, "/problems/bad-request")
-    assert [e["pointer"] for e in body["errors"]] == ["query:limit"]
+    body = assert_problem(response, 422, "/problems/validation-error")
+    assert [(e["in"], e["name"]) for e in body["errors"]] == [("query", "limit")]
+    hourly = await client.get("/v1/sites/1/hourly", params={"from": "yesterday"})
+    body = assert_problem(hourly, 422, "/problems/validation-error")
+    assert [(e["in"], e["name"]) for e in body["errors"]] == [("query", "from")]
 
 
 async def test_totals_come_with_co2e_and_the_factor_used(
