@@ -5,18 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from api.auth import requires
-from api.problems import ALL_TYPES, problem_types
+from api.problems import ALL_TYPES, problem_page, problem_types
 from service.infra import health
 
 
 class Liveness(msgspec.Struct):
     status: str
+
+
+class ProblemTypeOut(msgspec.Struct):
+    type: str
+    title: str
+    status: int
+
+
+_JSON = "application/json"
+_HTML = "text/html"
 
 
 class Readiness(msgspec.Struct):
@@ -52,9 +63,24 @@ async def list_problem_types() -> list[dict[str, Any]]:
     return problem_types()
 
 
-@get("/problems/{slug:str}", operation_id="getProblemType", tags=["docs"], opt=requires("public"))
-async def get_problem_type(slug: FromPath[str]) -> dict[str, Any]:
+@get(
+    "/problems/{slug:str}",
+    operation_id="getProblemType",
+    tags=["docs"],
+    opt=requires("public"),
+    responses={
+        200: ResponseSpec(
+            ProblemTypeOut,
+            description="JSON; an HTML page when the client prefers text/html (a browser)",
+        )
+    },
+)
+async def get_problem_type(request: Request[Any, Any, Any], slug: FromPath[str]) -> Response[Any]:
+    """What one problem `type` means: JSON, or a page for a person (Accept: text/html)."""
     kind = ALL_TYPES.get(slug)
     if kind is None:
         raise NotFoundException(f"no problem type {slug!r}")
-    return {"type": kind.uri, "title": kind.title, "status": kind.status}
+    if request.accept.best_match([_JSON, _HTML], default=_JSON) == _HTML:
+        return Response(problem_page(kind), media_type=_HTML, headers={"Vary": "Accept"})
+    body = ProblemTypeOut(type=kind.uri, title=kind.title, status=kind.status)
+    return Response(body, headers={"Vary": "Accept"})
