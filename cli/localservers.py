@@ -341,7 +341,93 @@ class LocalRedis:
             with redis.Redis(port=self.port, password=self.password, socket_timeout=5) as client:
                 client.shutdown(save=True)
         except redis.RedisError:
-            process.terminate()
+            process.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def nats_binary() -> str | None:
+    """Debian's nats-server (apt-get install -y nats-server), if installed."""
+    return shutil.which("nats-server") or (
+        "/usr/sbin/nats-server" if Path("/usr/sbin/nats-server").is_file() else None
+    )
+
+
+@dataclass
+class LocalNats:
+    """A NATS server with JetStream of our own: store in `data_dir/nats`, 127.0.0.1:`port`."""
+
+    data_dir: Path
+    port: int
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def directory(self) -> Path:
+        return self.data_dir / "nats"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> bool:
+        """Start it; returns once it accepts connections. False if it was already running."""
+        if self.running():
+            return False
+        binary = nats_binary()
+        if binary is None:
+            raise LocalServerError("nats-server not found; apt-get install -y nats-server")
+        if not port_free(self.port):
+            raise PortTaken(f"port {self.port} is taken")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        argv = [binary, "-a", "127.0.0.1", "-p", str(self.port), "-js"]
+        argv += ["-sd", str(self.directory / "jetstream")]
+        with self.log.open("ab") as log:
+            # Its own session, as Redis: run stops it after the worker that publishes to it.
+            self._process = subprocess.Popen(
+                argv,
+                cwd=self.directory,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while port_free(self.port) or "Server is ready" not in _tail(self.log, 200):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                log_text = _tail(self.log)
+                error = PortTaken if "address already in use" in log_text else LocalServerError
+                raise error(f"nats-server did not start:\n{log_text}")
+            time.sleep(0.05)
+        return True
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open, nothing is read or answered (a hung server)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        """SIGTERM (JetStream flushes its store); SIGKILL if it lingers."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGCONT)  # a paused server cannot act on SIGTERM
+        process.terminate()
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:

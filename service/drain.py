@@ -151,12 +151,14 @@ async def drain_batch(
     policy: RetryPolicy,
     rules: AlertRules = DEFAULT_RULES,
     rng: random.Random | None = None,
+    stream: bool = False,
 ) -> DrainReport:
     """Claim up to `limit` due events and apply them, all in one transaction.
 
     All sites' events are applied together, set-based. If that fails, each site is tried
     alone, and a failing site event by event, so one poison event backs off by itself; other
     sites are not held up. An event whose payload cannot be read fails by itself at once.
+    With `stream`, every event marked processed is also queued for the JetStream relay.
     """
     q = queries.load("drain")
     report = DrainReport()
@@ -174,6 +176,7 @@ async def drain_batch(
                 done_ids,
                 MEASUREMENTS_ACCEPTED,
                 BATCH_ACCEPTED,
+                stream,
             )
             report.notices += len(claim.notices)
         await _back_off(conn, claim.failures, report, policy, rng or random.Random())
@@ -242,6 +245,7 @@ class DrainConfig:
     budget_s: float = 5.0
     policy: RetryPolicy = RetryPolicy()
     rules: AlertRules = DEFAULT_RULES
+    stream: bool = False  # queue applied events for the JetStream relay (NATS_URL set)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DrainConfig:
@@ -254,6 +258,7 @@ class DrainConfig:
                 cap_s=settings.drain_backoff_cap_s,
             ),
             rules=AlertRules.from_settings(settings),
+            stream=settings.nats_url is not None,
         )
 
 
@@ -269,7 +274,11 @@ async def drain_until_idle(
     while True:
         async with db.connection(pool) as conn:
             report = await drain_batch(
-                conn, limit=config.batch_size, policy=config.policy, rules=config.rules
+                conn,
+                limit=config.batch_size,
+                policy=config.policy,
+                rules=config.rules,
+                stream=config.stream,
             )
         total.add(report)
         if report.claimed < config.batch_size and not report.emitted:
@@ -279,6 +288,8 @@ async def drain_until_idle(
     state.drained += total.applied
     if total.deliveries and state.wake_delivery is not None:
         state.wake_delivery()
+    if total.applied + total.notices and state.wake_stream is not None:
+        state.wake_stream()
     if total.claimed:
         metrics.DRAIN_BATCH.observe(total.applied)
         metrics.DRAIN_SECONDS.observe(time.perf_counter() - started)

@@ -20,6 +20,7 @@ class RetentionReport:
     outbox_deleted: int
     keys_deleted: int
     deliveries_deleted: int = 0
+    relays_deleted: int = 0
 
 
 async def apply_retention(
@@ -38,8 +39,9 @@ async def apply_retention(
         (q["delete_processed"], (cutoff, batch)),
         (q["delete_expired_keys"], (batch,)),
         (q["delete_delivered"], (cutoff, batch)),
+        (q["delete_relayed"], (cutoff, batch)),
     ]
-    totals = [0, 0, 0]
+    totals = [0, 0, 0, 0]
     pending = set(range(len(steps)))
     deadline = time.monotonic() + budget_s
     while pending and time.monotonic() < deadline:
@@ -50,7 +52,10 @@ async def apply_retention(
             if deleted < batch:
                 pending.discard(i)
     return RetentionReport(
-        outbox_deleted=totals[0], keys_deleted=totals[1], deliveries_deleted=totals[2]
+        outbox_deleted=totals[0],
+        keys_deleted=totals[1],
+        deliveries_deleted=totals[2],
+        relays_deleted=totals[3],
     )
 
 
@@ -63,6 +68,7 @@ async def maintain(conn: asyncpg.Connection, *, outbox_days: int) -> dict[str, A
         "outbox_deleted": report.outbox_deleted,
         "keys_deleted": report.keys_deleted,
         "deliveries_deleted": report.deliveries_deleted,
+        "relays_deleted": report.relays_deleted,
     }
 
 

@@ -32,6 +32,9 @@ class QueueStats(msgspec.Struct, kw_only=True):
     workers_alive: int
     worker_heartbeat_age_s: float | None
     arq_queue_depth: int | None
+    # Applied events JetStream has yet to acknowledge (0 without NATS_URL) and the oldest's age.
+    stream_backlog: int = 0
+    stream_backlog_age_s: float = 0.0
 
 
 async def queue_stats(conn: asyncpg.Connection, redis: Redis | None) -> QueueStats:
@@ -39,7 +42,8 @@ async def queue_stats(conn: asyncpg.Connection, redis: Redis | None) -> QueueSta
     depth = await conn.fetchrow(q["queue_stats"])
     rate = await conn.fetchrow(q["throughput"])
     workers = await conn.fetchrow(q["workers"])
-    assert depth is not None and rate is not None and workers is not None
+    relay = await conn.fetchrow(queries.load("stream")["backlog"])
+    assert depth is not None and rate is not None and workers is not None and relay is not None
     return QueueStats(
         pending=depth["pending"],
         in_backoff=depth["in_backoff"],
@@ -50,6 +54,8 @@ async def queue_stats(conn: asyncpg.Connection, redis: Redis | None) -> QueueSta
         workers_alive=workers["alive"],
         worker_heartbeat_age_s=workers["heartbeat_age_s"],
         arq_queue_depth=await arq_queue_depth(redis),
+        stream_backlog=relay["pending"],
+        stream_backlog_age_s=round(relay["oldest_age_s"], 3),
     )
 
 
@@ -71,6 +77,8 @@ async def refresh_gauges(conn: asyncpg.Connection) -> None:
     metrics.OUTBOX_BACKOFF.set(stats.in_backoff)
     metrics.OUTBOX_DEAD.set(stats.dead)
     metrics.OUTBOX_LAG.set(stats.oldest_pending_age_s)
+    metrics.STREAM_BACKLOG.set(stats.stream_backlog)
+    metrics.STREAM_BACKLOG_AGE.set(stats.stream_backlog_age_s)
     if stats.worker_heartbeat_age_s is not None:
         metrics.WORKER_HEARTBEAT_AGE.set(stats.worker_heartbeat_age_s)
 

@@ -28,6 +28,8 @@ class WorkerState:
     drained: int = 0
     # Called when a drain queued webhook deliveries (the process's delivery loop wakes up).
     wake_delivery: Callable[[], None] | None = None
+    # Called when a drain applied events (the stream relay, with NATS_URL set, wakes up).
+    wake_stream: Callable[[], None] | None = None
 
 
 async def beat_forever(pool: asyncpg.Pool, state: WorkerState, *, every_s: float) -> None:

@@ -14,6 +14,7 @@ from service.delivery import Deliverer
 from service.drain import DrainConfig
 from service.infra import db
 from service.infra.settings import Settings
+from service.stream import Relay
 from service.workers import WorkerState, beat_forever
 
 
@@ -28,8 +29,8 @@ class Runtime:
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
-        """Everything the jobs use, and the two loops beside them (heartbeat, deliveries:
-        they run whether Redis is up or not)."""
+        """Everything the jobs use, and the loops beside them (heartbeat, deliveries and,
+        with NATS_URL, the stream relay: they run whether Redis is up or not)."""
         pool = await db.open_pool(settings)  # waits out a failover under way
         state = WorkerState()
         deliverer = Deliverer(pool, settings)
@@ -38,6 +39,10 @@ class Runtime:
             asyncio.create_task(beat_forever(pool, state, every_s=settings.sweep_interval_s)),
             asyncio.create_task(deliverer.run_forever()),
         ]
+        if settings.nats_url is not None:
+            relay = Relay(pool, settings)
+            state.wake_stream = relay.wake
+            tasks.append(asyncio.create_task(relay.run_forever()))
         drain = DrainConfig.from_settings(settings)
         return cls(settings, pool, state, drain, drain.rules, tasks)
 

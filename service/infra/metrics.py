@@ -60,6 +60,16 @@ OUTBOX_LAG = Gauge(
     "Age of the oldest live unapplied event",
     registry=API,
 )
+STREAM_BACKLOG = Gauge(
+    "emissions_stream_backlog_events",
+    "Applied events not yet acknowledged by JetStream (NATS_URL set)",
+    registry=API,
+)
+STREAM_BACKLOG_AGE = Gauge(
+    "emissions_stream_backlog_oldest_age_seconds",
+    "Age of the oldest event not yet acknowledged by JetStream",
+    registry=API,
+)
 WORKER_HEARTBEAT_AGE = Gauge(
     "emissions_worker_heartbeat_age_seconds",
     "Seconds since the freshest worker heartbeat",
@@ -85,6 +95,16 @@ DELIVERIES = Counter(
     "emissions_webhook_attempts_total",
     "Webhook delivery attempts, by result",
     ["result"],
+    registry=WORKER,
+)
+STREAM_RELAYED = Counter(
+    "emissions_stream_relayed_total",
+    "Events JetStream acknowledged from this worker's relay",
+    registry=WORKER,
+)
+STREAM_FAILED = Counter(
+    "emissions_stream_publish_failures_total",
+    "Events of a relay claim not acknowledged (they back off)",
     registry=WORKER,
 )
 DELIVERY_SECONDS = Histogram(

@@ -122,10 +122,30 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     # refused: "127.0.0.0/8,::1/128,10.1.2.0/24", or "none". Unset: loopback in development,
     # none in production.
     webhook_allow_networks: str | None = None
+    # NATS JetStream (service/stream.py). Set ("nats://127.0.0.1:4222"): every outbox event the
+    # drain applies is published to the stream STREAM_NAME, which the workers create or update
+    # at startup, on STREAM_SUBJECT_PREFIX.<event type>.<site id>. Unset: no stream at all.
+    nats_url: str | None = None
+    stream_name: str = "EMISSIONS"
+    stream_subject_prefix: str = "emissions.v1"
+    stream_max_age_s: PositiveInt = 7 * 24 * 3600  # JetStream drops older messages
+    stream_max_bytes: int = -1  # the stream's size cap (oldest dropped first); -1: none
+    stream_duplicate_window_s: PositiveInt = 120  # republished msg ids dropped within it
+    stream_replicas: PositiveInt = 1  # copies in a NATS cluster
+    stream_batch_size: PositiveInt = 500  # events one relay claim publishes, in order
+    stream_lease_s: PositiveFloat = 30.0  # a claim's hold; must be < the duplicate window
+    stream_publish_timeout_s: PositiveFloat = 5.0  # wait for JetStream's ack at most
+    stream_backoff_base_s: PositiveFloat = 0.5
+    stream_backoff_cap_s: PositiveFloat = 30.0
+    stream_poll_s: PositiveFloat = 0.5  # how often the relay looks for due events
+    stream_source: str = "/emissions-engine"  # CloudEvents `source` of every message
 
     def __post_init__(self) -> None:
         if self.webhook_allow_networks is not None:
             parse_networks(self.webhook_allow_networks)  # ValueError: refused at startup
+        if self.stream_lease_s >= self.stream_duplicate_window_s:
+            # A republish after a lost lease must fall in the window JetStream dedupes in.
+            raise ValueError("STREAM_LEASE_S must be shorter than STREAM_DUPLICATE_WINDOW_S")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

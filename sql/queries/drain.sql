@@ -11,6 +11,7 @@ FOR UPDATE SKIP LOCKED;
 -- Events applied in this transaction; each live subscription to an event's type gets a
 -- delivery to send (once: a replayed event is not queued twice). Returns deliveries queued.
 -- Subscribers see the outbox type $2 as $3 (domain/events.py keeps that one mapping).
+-- With the stream enabled ($4), each event is also queued for the JetStream relay.
 WITH done AS (
     UPDATE outbox SET processed_at = now(), last_error = NULL
     WHERE id = ANY ($1::bigint[])
@@ -24,6 +25,11 @@ WITH done AS (
     ORDER BY d.id, s.id
     ON CONFLICT (subscription_id, event_id) DO NOTHING
     RETURNING 1
+), relayed AS (
+    INSERT INTO stream_relay (event_id, event_type)
+    SELECT d.id, d.event_type FROM done AS d WHERE $4::bool
+    ORDER BY d.id
+    ON CONFLICT (event_id) DO NOTHING
 )
 SELECT count(*)::int FROM queued;
 

@@ -1,12 +1,15 @@
 -- name: delete_processed
 -- Retention: up to $2 processed events older than $1, except those a webhook delivery still
--- needs (pending, retrying or dead-lettered: a replay sends the event from here).
+-- needs (pending, retrying or dead-lettered: a replay sends the event from here) or the
+-- stream relay has yet to publish.
 DELETE FROM outbox
 WHERE id IN (
     SELECT o.id FROM outbox AS o
     WHERE o.processed_at < $1
       AND NOT EXISTS (SELECT 1 FROM deliveries AS d
                       WHERE d.event_id = o.id AND d.delivered_at IS NULL)
+      AND NOT EXISTS (SELECT 1 FROM stream_relay AS r
+                      WHERE r.event_id = o.id AND r.relayed_at IS NULL)
     ORDER BY o.processed_at
     LIMIT $2
 );
@@ -21,6 +24,12 @@ WHERE (scope, key) IN (
 -- Retention: up to $2 deliveries delivered before $1.
 DELETE FROM deliveries
 WHERE id IN (SELECT id FROM deliveries WHERE delivered_at < $1 ORDER BY delivered_at LIMIT $2);
+
+-- name: delete_relayed
+-- Retention: up to $2 stream relay rows acknowledged before $1.
+DELETE FROM stream_relay
+WHERE event_id IN (SELECT event_id FROM stream_relay WHERE relayed_at < $1
+                   ORDER BY relayed_at LIMIT $2);
 
 -- name: table_sizes
 -- On-disk size of the tables that grow, for ops.

@@ -38,6 +38,7 @@ import redis
 
 from cli.localservers import (
     NON_DURABLE,
+    LocalNats,
     LocalPostgres,
     LocalRedis,
     LocalServerError,
@@ -46,9 +47,11 @@ from cli.localservers import (
 
 __all__ = [
     "HarnessError",
+    "NatsServer",
     "PostgresServer",
     "RedisServer",
     "UnsupportedControlError",
+    "start_nats",
     "start_postgres",
     "start_redis",
 ]
@@ -131,6 +134,45 @@ class RedisServer:
 
     def __repr__(self) -> str:
         return f"RedisServer(kind={self.kind!r}, url={_mask(self.url)!r})"
+
+
+class NatsServer:
+    """A running nats-server with JetStream; ``url`` is nats://127.0.0.1:PORT. Always a
+    local server the harness starts (never the one that may run on 4222)."""
+
+    def __init__(self, url: str, server: LocalNats, control: _Control) -> None:
+        self.url = url
+        self.kind = "local"
+        self._server = server
+        self._control = control
+
+    def pause(self) -> None:
+        """SIGSTOP it: publishes go into its socket and no ack comes back until resume()."""
+        self._server.pause()
+
+    def resume(self) -> None:
+        self._server.resume()
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM); ``start()`` brings it back, same port, same store."""
+        self._control.stop()
+
+    def start(self) -> None:
+        """Start it again; returns once it accepts connections."""
+        self._control.start()
+
+    def close(self) -> None:
+        """Final teardown: stop it and delete its store. Idempotent."""
+        self._control.close()
+
+    def __repr__(self) -> str:
+        return f"NatsServer(url={self.url!r})"
+
+
+def start_nats() -> NatsServer:
+    """Start a local nats-server with JetStream on a free port, its store in a temp dir."""
+    server, control = _start_local("emissions-nats-", LocalNats)
+    return NatsServer(server.url, server, control)
 
 
 def start_postgres(*, durable: bool = False, local: bool = False) -> PostgresServer:
@@ -286,7 +328,7 @@ class _Unowned:
 class _LocalControl:
     """A local server the harness owns: stop()/start() keep its port and data; close() deletes."""
 
-    def __init__(self, server: LocalPostgres | LocalRedis, workdir: Path) -> None:
+    def __init__(self, server: LocalPostgres | LocalRedis | LocalNats, workdir: Path) -> None:
         self._server = server
         self._workdir = workdir
         self.log = server.log  # the bench keeps the Postgres log
@@ -316,7 +358,7 @@ def _free_port() -> int:
         return port
 
 
-S = TypeVar("S", LocalPostgres, LocalRedis)
+S = TypeVar("S", LocalPostgres, LocalRedis, LocalNats)
 
 
 def _start_local(prefix: str, make: Callable[[Path, int], S]) -> tuple[S, _LocalControl]:
