@@ -19,6 +19,7 @@ from cli import (
     serve,
     simulate,
     sites,
+    stream,
     subscriptions,
     tokens,
 )
@@ -41,6 +42,7 @@ COMMANDS = (
     tokens,
     subscriptions,
     deliveries,
+    stream,
     maintain,
 )
 

@@ -16,11 +16,13 @@ from typing import Any
 
 from cli import seed
 from cli.localservers import (
+    LocalNats,
     LocalPostgres,
     LocalRedis,
     LocalServerError,
     PortTaken,
     default_data_dir,
+    nats_binary,
     server_user,
 )
 from service.infra import db, migrations
@@ -28,7 +30,7 @@ from service.infra.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # What `emissions run` writes into its data directory; `emissions reset` deletes nothing else.
-DATA_ENTRIES = frozenset({"postgres", "redis", "demo-device-key"})
+DATA_ENTRIES = frozenset({"postgres", "redis", "nats", "demo-device-key"})
 
 
 def data_dir(environ: Mapping[str, str]) -> Path:
@@ -64,6 +66,7 @@ def _banner(
     admin token    {token}
     demo device    {seed.DEMO_DEVICE}, key {key}  (sites {", ".join(map(str, sites))})
     data           {data}
+    stream         {settings.nats_url or "(off: no nats-server, NATS_URL unset)"}
 
   try:  curl -s -X POST {url}/v1/sites/{sites[0]}/measurements \\
           -H 'Authorization: Bearer {key}' -H 'Idempotency-Key: try-1' \\
@@ -75,7 +78,9 @@ def _banner(
 
 
 def add_commands(sub: Any) -> None:
-    st = sub.add_parser("run", help="the whole local stack: Postgres, Redis, API, worker")
+    st = sub.add_parser(
+        "run", help="the whole local stack: Postgres, Redis, NATS if installed, API, worker"
+    )
     st.set_defaults(run=_run, sync=True)
     reset = sub.add_parser("reset", help="delete the data of `emissions run` (make reset)")
     reset.set_defaults(run=_reset, sync=True)
@@ -85,7 +90,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     started = time.monotonic()
     data = data_dir(os.environ)
     data.mkdir(parents=True, exist_ok=True)
-    owned: list[LocalPostgres | LocalRedis] = []
+    owned: list[LocalPostgres | LocalRedis | LocalNats] = []
     env = dict(os.environ)
     try:
         if "DATABASE_URL" not in os.environ:
@@ -98,10 +103,18 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
             redis.start()
             owned.append(redis)
             env["REDIS_URL"] = redis.url
+        if "NATS_URL" not in os.environ and nats_binary() is not None:
+            # The stream relay (service/stream.py) when nats-server is installed; else no stream.
+            stream = LocalNats(data, int(os.environ.get("RUN_NATS_PORT", "42229")))
+            stream.start()
+            owned.append(stream)
+            env["NATS_URL"] = stream.url
+            settings = Settings.from_env(env)
     except LocalServerError as exc:
         for server in reversed(owned):
             server.stop()
-        advice = "; set RUN_PG_PORT / RUN_REDIS_PORT" if isinstance(exc, PortTaken) else ""
+        ports = "RUN_PG_PORT / RUN_REDIS_PORT / RUN_NATS_PORT"
+        advice = f"; set {ports}" if isinstance(exc, PortTaken) else ""
         raise SystemExit(f"emissions run: {exc}{advice}") from exc
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -132,7 +145,7 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-        for server in reversed(owned):  # Redis, then Postgres
+        for server in reversed(owned):  # NATS, Redis, then Postgres
             server.stop()
         print("stopped", flush=True)
 

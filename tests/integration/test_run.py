@@ -33,11 +33,12 @@ def _env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "PORT", "RUN_DATA_DIR")
+        if k not in ("DATABASE_URL", "REDIS_URL", "NATS_URL", "PORT", "RUN_DATA_DIR")
     }
     env.update(
         RUN_PG_PORT=str(_free_port()),
         RUN_REDIS_PORT=str(_free_port()),
+        RUN_NATS_PORT=str(_free_port()),
         PORT=str(_free_port()),
         LOG_JSON="true",
         **extra,
@@ -90,6 +91,8 @@ async def test_run_brings_up_a_seeded_stack_and_restarts_warm(tmp_path: Path) ->
 async def _restart_warm(tmp_path: Path, env: dict[str, str], data: Path) -> None:
     first_key, first_sites, text = await _run_once(tmp_path, env)
     assert f"data           {data}" in text
+    # nats-server installed: the stack runs one with JetStream and the worker relays to it.
+    assert f"stream         nats://127.0.0.1:{env['RUN_NATS_PORT']}" in text
     assert [s["name"] for s in first_sites] == [
         "Permian Pad 7",
         "Eagle Ford CS-2",

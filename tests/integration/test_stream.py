@@ -27,7 +27,7 @@ from service.infra.settings import Settings
 from service.stream import Relay
 from tests.harness.processes import wait_for
 from tests.harness.services import NatsServer, start_nats
-from tests.integration.helpers import batch, make_site, post_batch, readings
+from tests.integration.helpers import batch, make_site, post_batch, readings, run_cli
 from tests.integration.workers import WorkerProcess, wait_drained
 
 _streams = itertools.count()
@@ -310,3 +310,42 @@ async def test_nats_down_ingest_and_drain_go_on_backlog_visible_then_exactly_onc
 
 async def _zero(conn: asyncpg.Connection) -> bool:
     return await backlog(conn) == 0 and await conn.fetchval("SELECT count(*) FROM stream_relay") > 0
+
+
+async def test_cli_replay_publishes_a_time_range_again_dry_run_and_audited(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, pool: asyncpg.Pool, stream: Settings
+) -> None:
+    """Past the duplicate window (0 s here: none), the same events are stored again."""
+    site = await make_site(client)
+    await send_batches(client, site, 3)
+    await drain(conn)
+    no_window = Settings.from_env(
+        {},
+        **{f: getattr(stream, f) for f in stream.__struct_fields__}
+        | {"stream_duplicate_window_s": 1, "stream_lease_s": 0.5},
+    )
+    relay = Relay(pool, no_window)
+    try:
+        await relay.drain()
+        assert await stream_messages(stream) == 3
+        await asyncio.sleep(1.5)  # the duplicate window passes
+        first = await conn.fetchval("SELECT min(created_at) FROM outbox")
+        env = {"DATABASE_URL": stream.database_url, "LOG_JSON": "true"}
+        span = ["--from", first.isoformat(), "--to", datetime.now(UTC).isoformat()]
+        dry = await run_cli("stream", "replay", *span, "--dry-run", env=env)
+        assert dry.returncode == 0, dry.stderr
+        assert json.loads(dry.stdout.splitlines()[-1])["count"] == 3
+        assert await backlog(conn) == 0
+        real = await run_cli("stream", "replay", *span, env=env)
+        assert real.returncode == 0, real.stderr
+        assert await backlog(conn) == 3
+        await relay.drain()
+    finally:
+        await relay.close()
+    assert await stream_messages(stream) == 6
+    audits = await conn.fetch(
+        "SELECT dry_run, affected FROM ops_audit WHERE action = 'stream.replay' ORDER BY id"
+    )
+    assert [(a["dry_run"], a["affected"]) for a in audits] == [(True, 3), (False, 3)]
+    backwards = await run_cli("stream", "replay", "--from", span[3], "--to", span[1], env=env)
+    assert backwards.returncode == 2
