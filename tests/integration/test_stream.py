@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,7 +99,7 @@ async def read_stream(s: Settings, durable: str = "reader") -> list[Msg]:
         while True:
             try:
                 msgs = await sub.fetch(200, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats.errors.TimeoutError, or asyncio's from a partial fetch
                 return got
             for m in msgs:
                 got.append(m)
@@ -349,3 +352,65 @@ async def test_cli_replay_publishes_a_time_range_again_dry_run_and_audited(
     assert [(a["dry_run"], a["affected"]) for a in audits] == [(True, 3), (False, 3)]
     backwards = await run_cli("stream", "replay", "--from", span[3], "--to", span[1], env=env)
     assert backwards.returncode == 2
+
+
+MARKER = "<!-- stream-consumer-example"
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_example() -> str:
+    """The ```python block right after the marker in README.md."""
+    text = README.read_text()
+    after = text[text.index(MARKER) :]
+    start = after.index("```python\n") + len("```python\n")
+    return after[start : after.index("```\n", start)]
+
+
+async def test_the_readme_consumer_reads_from_the_start_a_time_and_a_sequence(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    stream: Settings,
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "consumer.py"
+    script.write_text(readme_example())
+    site = await make_site(client)
+    relay = Relay(pool, stream)
+    try:
+        await send_batches(client, site, 3)
+        await drain(conn)
+        await relay.drain()
+        await asyncio.sleep(0.05)
+        between = datetime.now(UTC)
+        await asyncio.sleep(0.05)
+        await send_batches(client, site, 2, offset=3)
+        await drain(conn)
+        await relay.drain()
+    finally:
+        await relay.close()
+    ids = [f"evt_{i}" for i in await conn.fetchval("SELECT array_agg(id ORDER BY id) FROM outbox")]
+    assert len(ids) == 5
+    env = {"NATS_URL": str(stream.nats_url), "STREAM": stream.stream_name}
+    env["SUBJECTS"] = f"{stream.stream_subject_prefix}.>"
+
+    async def consume(durable: str, *args: str) -> list[list[str]]:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, str(script), *args],
+            env={**os.environ, **env, "DURABLE": durable},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return [line.split() for line in done.stdout.splitlines()]
+
+    everything = await consume("from-start")
+    assert [line[2] for line in everything] == ids
+    assert [int(line[0]) for line in everything] == [1, 2, 3, 4, 5]
+    assert {line[1] for line in everything} == {"batch.accepted"}
+    assert [line[2] for line in await consume("from-time", "time", between.isoformat())] == ids[3:]
+    assert [line[2] for line in await consume("from-seq", "seq", "2")] == ids[1:]
+    assert await consume("from-start") == []  # the durable consumer kept its position
