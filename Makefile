@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run reset test-compose test test-unit test-e2e test-ha bench lint fmt typecheck migrate run-api run-worker clean
+.PHONY: install run reset test-compose test test-unit test-e2e test-ha bench bench-ha lint fmt typecheck migrate run-api run-worker clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -48,6 +48,10 @@ test-e2e: install
 # Throughput and latency side by side in one run; see docs/benchmarks.md.
 bench: install
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+# The HA cluster against the single node in one run, and failover times; see docs/scaling.md.
+bench-ha: install
+	$(BIN)/python -m tests.bench.ha $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
