@@ -41,6 +41,7 @@ from service.infra.settings import Settings
 log = structlog.get_logger("stream")
 Q = "stream"
 SPEC_VERSION = "1.0"
+RECONNECT_ATTEMPTS = 10
 
 
 def subject_of(prefix: str, event_type: str, site_id: int | None) -> str:
@@ -135,14 +136,17 @@ class Relay:
 
     async def connect(self) -> JetStreamContext:
         """The JetStream context, connecting (and checking the stream) when needed. The client
-        reconnects by itself after a drop; publishes meanwhile time out and back off."""
+        reconnects by itself after a drop (publishes meanwhile time out and back off) and
+        closes after RECONNECT_ATTEMPTS failed tries; the next round connects anew."""
         if self._nc is None or self._nc.is_closed:
             self._nc = await nats.connect(
                 self._url,
                 name="emissions-relay",
                 connect_timeout=2,
+                # Finite, so that a connect while NATS is down fails (and says so) after
+                # ~5 s instead of blocking for good; a closed client is replaced next round.
                 allow_reconnect=True,
-                max_reconnect_attempts=-1,
+                max_reconnect_attempts=RECONNECT_ATTEMPTS,
                 reconnect_time_wait=0.5,
                 error_cb=_quiet,
                 disconnected_cb=_disconnected,

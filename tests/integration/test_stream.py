@@ -311,6 +311,33 @@ async def test_nats_down_ingest_and_drain_go_on_backlog_visible_then_exactly_onc
     assert_exactly_once(await read_stream(stream), expected)
 
 
+@pytest.mark.slow
+async def test_a_worker_started_while_nats_is_down_relays_once_it_is_up(
+    client: httpx.AsyncClient,
+    conn: asyncpg.Connection,
+    stream: Settings,
+    nats_server: NatsServer,
+    tmp_path: Path,
+) -> None:
+    urls: dict[str, Any] = {"database_url": stream.database_url, "redis_url": stream.redis_url}
+    site = await make_site(client)
+    nats_server.stop()
+    try:
+        async with WorkerProcess(**urls, log_dir=tmp_path, name="w", env=worker_env(stream)) as w:
+            await send_batches(client, site, 5)
+            await wait_drained(conn, timeout=20)
+            # Its connect gives up after ~5 s and says so; the drain never waited for it.
+            await wait_for(lambda: w.events("relay_round_failed"), timeout=20, message="silent")
+            assert await backlog(conn) >= 5
+            nats_server.start()
+            await wait_for(lambda: _zero(conn), timeout=30, message="backlog never cleared")
+    finally:
+        nats_server.start()  # no-op when running
+    expected = await applied_events(conn)
+    assert await stream_messages(stream) == len(expected) >= 5
+    assert_exactly_once(await read_stream(stream), expected)
+
+
 async def _zero(conn: asyncpg.Connection) -> bool:
     return await backlog(conn) == 0 and await conn.fetchval("SELECT count(*) FROM stream_relay") > 0
 
