@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run reset test-compose test test-unit test-e2e test-ha bench bench-ha lint fmt typecheck migrate run-api run-worker clean
+.PHONY: install run reset test-compose test test-unit test-e2e test-ha bench bench-stream bench-ha lint fmt typecheck migrate run-api run-worker clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -52,6 +52,10 @@ bench: install
 # The HA cluster against the single node in one run, and failover times; see docs/scaling.md.
 bench-ha: install
 	$(BIN)/python -m tests.bench.ha $(BENCH_ARGS)
+
+# The NATS JetStream relay's rate and CPU per event (nats-server installed); see docs/benchmarks.md.
+bench-stream: install
+	$(BIN)/python -m tests.bench.stream $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
