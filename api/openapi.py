@@ -173,7 +173,7 @@ def document_problems(schema: OpenAPI) -> None:
 
 
 def document_bounds(schema: OpenAPI) -> None:
-    """Ids in paths are positive bigints (an int64); a 201 says where the new resource is."""
+    """Ids in paths are positive int64s up to MAX_ID; a 201 says where the new resource is."""
     for _, _, operation in _operations(schema):
         for parameter in operation.parameters or ():
             if (

@@ -37,7 +37,7 @@ WindowStart = Annotated[
     Meta(tz=True, description="Start of the measurement window, RFC 3339 with an explicit offset"),
 ]
 MethaneKg = Annotated[float, Meta(ge=0, description="kg CH4 emitted in the window (finite)")]
-RowId = Annotated[int, Meta(ge=1, le=MAX_ID, description="A row id (a positive bigint)")]
+RowId = Annotated[int, Meta(ge=1, le=MAX_ID, description="A row id (positive, at most 2**53 - 1)")]
 SiteName = Annotated[str, Meta(min_length=1, max_length=200)]
 LimitKg = Annotated[float, Meta(gt=0, le=1e15, description="Annual emission limit, kg CH4")]
 Metadata = Annotated[dict[str, Any], Meta(description="Free-form site attributes")]
@@ -133,6 +133,8 @@ class HourlySeries(Base):
     end: datetime = msgspec.field(name="to")
     hours: list[HourOut]
     gwp: Gwp
+    # True when the range asked for was longer than 400 days and `to` is where this answer ends.
+    truncated: bool = False
 
 
 class QueueOut(QueueStats, kw_only=True):
@@ -206,7 +208,7 @@ class ReplayOut(Base):
 
 class DeviceCreate(Base):
     device_id: DeviceId
-    site_ids: Annotated[list[Annotated[int, Meta(ge=1, le=2**63 - 1)]], Meta(min_length=1)]
+    site_ids: Annotated[list[Annotated[int, Meta(ge=1, le=MAX_ID)]], Meta(min_length=1)]
     name: Annotated[str, Meta(max_length=200)] | None = None
 
 

@@ -11,7 +11,12 @@ PeriodKind = Literal["month", "year"]
 KINDS: tuple[PeriodKind, ...] = ("month", "year")
 MAX_PERIODS = 36
 MIN_YEAR, MAX_YEAR = 1970, 9998  # the end of the last period must still be a datetime
-_PATTERNS = {"month": re.compile(r"([0-9]{4})-([0-9]{2})"), "year": re.compile(r"([0-9]{4})")}
+_NAME = re.compile(r"([0-9]{4})(?:-([0-9]{2}))?")
+# The same names as a JSON Schema pattern, years MIN_YEAR..MAX_YEAR and months 01..12 spelled
+# out, so a generated (or hand-written) name that matches it is one the API takes.
+NAME_PATTERN = (
+    r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])(-(0[1-9]|1[0-2]))?$"
+)
 
 
 class PeriodError(ValueError):
@@ -25,17 +30,25 @@ def parse_kind(text: str) -> PeriodKind:
     raise PeriodError("must be month or year")
 
 
-def parse_period(kind: PeriodKind, text: str) -> datetime:
-    """The start of the period named text: "YYYY-MM" for a month, "YYYY" for a year."""
-    match = _PATTERNS[kind].fullmatch(text)
+def parse_period(kind: PeriodKind, text: str, *, last: bool = False) -> datetime:
+    """The start of the period named text: "YYYY-MM" for a month, "YYYY" for a year.
+
+    The other kind's name is taken in the obvious way rather than refused (the query schema
+    cannot tie a name's shape to `period`): a year in a month report is its first month, or
+    its last with `last`; a month in a year report is the year that contains it.
+    """
+    match = _NAME.fullmatch(text)
     if match is None:
         raise PeriodError("must be YYYY-MM" if kind == "month" else "must be YYYY")
     year = int(match.group(1))
-    month = int(match.group(2)) if kind == "month" else 1
+    if match.group(2) is None:
+        month = 12 if last and kind == "month" else 1
+    else:
+        month = int(match.group(2)) if kind == "month" else 1
+        if not 1 <= int(match.group(2)) <= 12:
+            raise PeriodError("the month must be from 01 to 12")
     if not MIN_YEAR <= year <= MAX_YEAR:
         raise PeriodError(f"the year must be from {MIN_YEAR} to {MAX_YEAR}")
-    if not 1 <= month <= 12:
-        raise PeriodError("the month must be from 01 to 12")
     return datetime(year, month, 1, tzinfo=UTC)
 
 
@@ -59,16 +72,16 @@ def name(kind: PeriodKind, start: datetime) -> str:
 
 
 def periods(kind: PeriodKind, first: datetime, last: datetime) -> list[tuple[datetime, datetime]]:
-    """(start, exclusive end) of every period from first to last inclusive, ascending."""
+    """(start, exclusive end) of every period from first to last inclusive, ascending: none
+    when last is before first, and only the first MAX_PERIODS of a longer run (the caller
+    says it was cut: its last span starts before last)."""
     if last < first:
-        raise PeriodError("must not be before from")
+        return []
     count = (last.year - first.year) * (12 if kind == "month" else 1)
     count += last.month - first.month + 1 if kind == "month" else 1
-    if count > MAX_PERIODS:
-        raise PeriodError(f"at most {MAX_PERIODS} periods per request")
     spans = []
     start = first
-    for _ in range(count):
+    for _ in range(min(count, MAX_PERIODS)):
         end = following(kind, start)
         spans.append((start, end))
         start = end

@@ -68,6 +68,8 @@ class SiteReports(Report, frozen=True):
     min_gap_h: float
     generated_at: datetime
     reports: list[PeriodReport]
+    # More periods were asked for than one answer holds (36); these are the first ones.
+    truncated: bool = False
 
 
 class Coverage(NamedTuple):

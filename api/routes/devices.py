@@ -52,7 +52,7 @@ class DevicesController(Controller):
     async def list_keys(
         self,
         pool: NamedDependency[asyncpg.Pool],
-        site_id: Annotated[int | None, QueryParameter(ge=1, le=2**63 - 1)] = None,
+        site_id: Annotated[int | None, QueryParameter(ge=1, le=db.MAX_ID)] = None,
     ) -> list[DeviceKey]:
         async with db.connection(pool) as conn:
             return await devices.list_device_keys(conn, site_id=site_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -14,7 +13,6 @@ from litestar.params import FromQuery, QueryParameter
 
 from api.auth import caller, requires
 from api.decode import body_operation, decode_json
-from api.errors import InvalidParameters, ParameterError
 from api.schemas import (
     AuditOut,
     OutboxEventOut,
@@ -104,14 +102,3 @@ class OpsController(Controller):
             dry_run=body.dry_run,
             audit=AuditOut(**entry.__dict__),
         )
-
-
-def default_range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
-    """The last 24 hours unless given; at most 400 days at once."""
-    end = end or datetime.now(UTC)
-    start = start or end - timedelta(hours=24)
-    if start >= end:
-        raise InvalidParameters([ParameterError("query", "from", "must be before to")])
-    if end - start > timedelta(days=400):
-        raise InvalidParameters([ParameterError("query", "from", "at most 400 days per request")])
-    return start, end

@@ -27,7 +27,6 @@ from service.infra.settings import Settings
 
 CSV_TYPE = "text/csv"  # Litestar adds "; charset=utf-8" to text/* types
 MAX_MIN_GAP_H = 100_000.0
-_PERIOD_NAME = r"^[0-9]{4}(-[0-9]{2})?$"
 _PROBLEMS = {
     code: ResponseSpec(
         Problem, description=text, media_type="application/problem+json", generate_examples=False
@@ -35,7 +34,7 @@ _PROBLEMS = {
     for code, text in {
         401: "A token is required (production)",
         404: "Unknown site",
-        422: "Invalid period, from, to, min_gap_h or format, or more than 36 periods",
+        422: "Invalid period, from, to, min_gap_h or format",
     }.items()
 }
 
@@ -63,6 +62,8 @@ class ReportQuery:
     spans: list[tuple[datetime, datetime]]
     min_gap_h: float
     csv: bool
+    truncated: bool
+    names: tuple[str, str]  # of from and to as taken, for the CSV file name
 
 
 def _hours(text: str) -> float | None:
@@ -94,7 +95,10 @@ def parse_query(
     bounds = []
     for field, text in (("from", start), ("to", end)):
         try:
-            bounds.append(periods.parse_period(kind, text) if text else periods.current(kind, now))
+            last = field == "to"
+            bounds.append(
+                periods.parse_period(kind, text, last=last) if text else periods.current(kind, now)
+            )
         except periods.PeriodError as exc:
             errors.append(ParameterError("query", field, str(exc)))
     gap_h = default_gap_h if min_gap_h is None else _hours(min_gap_h)
@@ -103,15 +107,16 @@ def parse_query(
         errors.append(ParameterError("query", "min_gap_h", detail))
     if fmt not in (None, "json", "csv"):
         errors.append(ParameterError("query", "format", "must be json or csv"))
-    spans = []
-    if not errors:
-        try:
-            spans = periods.periods(kind, bounds[0], bounds[1])
-        except periods.PeriodError as exc:
-            errors.append(ParameterError("query", "to", str(exc)))
     if errors or gap_h is None:
         raise InvalidParameters(errors)
-    return ReportQuery(kind, spans, gap_h, fmt == "csv" or (fmt is None and accept_csv))
+    # Rules the query schema cannot state are answered, not refused (a schema-valid request is
+    # a valid request): `to` before `from` is no periods, and more than MAX_PERIODS are cut to
+    # the first ones, with `truncated` true (continue after the last period answered).
+    spans = periods.periods(kind, bounds[0], bounds[1])
+    truncated = bool(spans) and spans[-1][0] < bounds[1]
+    names = (periods.name(kind, bounds[0]), periods.name(kind, bounds[1]))
+    csv = fmt == "csv" or (fmt is None and accept_csv)
+    return ReportQuery(kind, spans, gap_h, csv, truncated, names)
 
 
 class ReportsController(Controller):
@@ -123,9 +128,12 @@ class ReportsController(Controller):
         opt=requires("viewer"),
         summary="Reporting periods of a site",
         description=(
-            "One report per UTC month or year from `from` to `to` (default: the current period; "
-            "at most 36): totals from the hourly aggregates, the limit (a month's is the annual "
-            "limit pro rata by days), completeness of the measurement windows, data gaps of at "
+            "One report per UTC month or year from `from` to `to` (default: the current period), "
+            "none if `to` is before `from`; at most 36, the first ones, with `truncated` true "
+            "(`X-Truncated: true` for CSV) if there were more. A year names its first (`from`) "
+            "or last (`to`) month in a month report, a month its year in a year report. Totals "
+            "from the hourly aggregates, the limit (a month's is the annual limit pro rata by "
+            "days), completeness of the measurement windows, data gaps of at "
             "least `min_gap_h` hours, and restatements of closed months."
         ),
         responses={
@@ -146,13 +154,15 @@ class ReportsController(Controller):
             _query(
                 "First period: YYYY-MM (month) or YYYY (year); default the current one",
                 name="from",
-                pattern=_PERIOD_NAME,
+                pattern=periods.NAME_PATTERN,
             ),
         ] = None,
         end: Annotated[
             str | None,
             _query(
-                "Last period, inclusive; default the current one", name="to", pattern=_PERIOD_NAME
+                "Last period, inclusive; default the current one",
+                name="to",
+                pattern=periods.NAME_PATTERN,
             ),
         ] = None,
         min_gap_h: Annotated[
@@ -194,12 +204,14 @@ class ReportsController(Controller):
                 now=now,
             )
         if not query.csv:
-            return Response(msgspec.json.encode(result.body), media_type="application/json")
-        first, last = query.spans[0][0], query.spans[-1][0]
-        names = (periods.name(query.kind, first), periods.name(query.kind, last))
+            body = msgspec.structs.replace(result.body, truncated=query.truncated)
+            return Response(msgspec.json.encode(body), media_type="application/json")
+        names = query.names
+        if query.spans:
+            first, last = query.spans[0][0], query.spans[-1][0]
+            names = (periods.name(query.kind, first), periods.name(query.kind, last))
         filename = f"site-{site_id}-{query.kind}-{names[0]}-{names[1]}.csv"
-        return Response(
-            report_csv.encode(result),
-            media_type=CSV_TYPE,
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
+        headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+        if query.truncated:
+            headers["X-Truncated"] = "true"
+        return Response(report_csv.encode(result), media_type=CSV_TYPE, headers=headers)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.di import NamedDependency
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType
 from litestar.params import FromPath, QueryParameter
 
 from api.auth import caller, requires
 from api.decode import body_operation, decode_json
-from api.routes.ops import default_range
+from api.ranges import hourly_range
 from api.schemas import HourlySeries, HourOut, SiteCreate, SiteOut, SitePage, SitePatch
 from api.staleness import RequestReads
 from domain.co2e import t_co2e
@@ -60,7 +61,7 @@ class SitesController(Controller):
         reads: NamedDependency[RequestReads],
         settings: NamedDependency[Settings],
         after: Annotated[
-            int, QueryParameter(ge=0, le=2**63 - 1, description="Cursor: last id seen")
+            int, QueryParameter(ge=0, le=db.MAX_ID, description="Cursor: last id seen")
         ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     ) -> SitePage:
@@ -109,14 +110,30 @@ class SitesController(Controller):
         site_id: FromPath[int],
         reads: NamedDependency[RequestReads],
         settings: NamedDependency[Settings],
-        start: Annotated[datetime | None, QueryParameter(name="from")] = None,
-        end: Annotated[datetime | None, QueryParameter(name="to")] = None,
+        start: Annotated[str | None, _instant("Start, inclusive", name="from")] = None,
+        end: Annotated[str | None, _instant("End, exclusive; default now", name="to")] = None,
     ) -> HourlySeries:
-        """Hourly totals in [from, to) (default: the last 24 hours; hours without data omitted)."""
-        start, end = default_range(start, end)
+        """Hourly totals in [from, to) (default: the last 24 hours; hours without data
+        omitted). `to` at or before `from` is an empty range; a range over 400 days is cut to
+        the 400 days from `from`, with `truncated` true: continue from the `to` answered."""
+        span = hourly_range(start, end, datetime.now(UTC))
         async with reads.connection() as conn:
             await sites.get_site(conn, site_id=site_id)  # 404 for an unknown site
-            rows = await sites.hourly(conn, site_id=site_id, start=start, end=end)
+            rows = await sites.hourly(conn, site_id=site_id, start=span.start, end=span.end)
         factor = settings.gwp
         hours = [HourOut(**dict(r), t_co2e=t_co2e(r["total_kg"], factor.factor)) for r in rows]
-        return HourlySeries(site_id=site_id, start=start, end=end, hours=hours, gwp=factor)
+        return HourlySeries(
+            site_id=site_id,
+            start=span.start,
+            end=span.end,
+            hours=hours,
+            gwp=factor,
+            truncated=span.truncated,
+        )
+
+
+def _instant(description: str, *, name: str) -> Any:
+    """An RFC 3339 date-time taken as text and parsed strictly by the handler (Litestar's own
+    datetime parameters also take a bare number as an epoch, which the schema does not allow)."""
+    extra = {"one_of": None, "type": OpenAPIType.STRING, "format": OpenAPIFormat.DATE_TIME}
+    return QueryParameter(name=name, description=description, schema_extra=extra)

@@ -18,11 +18,15 @@ from service.infra.errors import DatabaseUnavailable
 from service.infra.settings import Settings, host_list, target_session_attrs
 
 log = structlog.get_logger("db")
-MAX_ID = 2**63 - 1  # ids are bigints: a larger id cannot exist
+# Ids are bigints, but the contract caps them at 2**53 - 1, the largest integer every JSON reader
+# (a JavaScript client, a float-based generator such as schemathesis) holds exactly (RFC 7493
+# I-JSON, section 2.2); with 2**63 - 1 a client's 2**63 + 191 read as "at most the maximum".
+# Sequences start at 1 and would need 2**53 inserts to get there.
+MAX_ID = 2**53 - 1
 
 
 def valid_id(value: int) -> bool:
-    """Whether a row id can exist (ids are positive bigints): a lookup of any other is a 404
+    """Whether a row id can exist (positive, at most MAX_ID): a lookup of any other is a 404
     without a query (and never a driver overflow error)."""
     return 0 < value <= MAX_ID
 

@@ -523,3 +523,37 @@ async def test_totals_come_with_co2e_and_the_factor_used(
     )
     view = (await client.get(f"/v1/sites/{created['id']}")).json()
     assert (view["lifetime_t_co2e"], view["year_t_co2e"]) == (29.8, 14.9)
+
+
+async def test_hourly_takes_only_rfc3339_date_times(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    site = (await client.post("/v1/sites", json={"name": "rfc", "emission_limit_kg": 5})).json()
+    url = f"/v1/sites/{site['id']}/hourly"
+    for bad in ("1700000000", "2026-01-01", "2026-01-01T00:00:00", "2026-02-30T00:00:00Z"):
+        response = await client.get(url, params={"to": bad})
+        body = assert_problem(response, 422, "/problems/validation-error")
+        assert [(e["in"], e["name"]) for e in body["errors"]] == [("query", "to")], bad
+    ok = await client.get(url, params={"from": "2026-01-01t00:00:00.5+01:00", "to": "2026-01-02Z"})
+    assert ok.status_code == 422  # a date is not a date-time, even with a Z
+    ok = await client.get(url, params={"from": "2026-01-01t00:00:00.5+01:00"})
+    assert ok.json()["from"] == "2025-12-31T23:00:00.500000Z"
+    edge = await client.get(url, params={"to": "0001-01-01T00:00:00+23:59"})
+    assert edge.status_code == 200, edge.text
+
+
+async def test_hourly_to_before_from_is_empty_and_over_400_days_is_cut(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    site = (await client.post("/v1/sites", json={"name": "span", "emission_limit_kg": 5})).json()
+    url = f"/v1/sites/{site['id']}/hourly"
+    back = await client.get(url, params={"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00Z"})
+    assert back.status_code == 422  # no seconds: not RFC 3339
+    back = await client.get(
+        url, params={"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}
+    )
+    assert (back.status_code, back.json()["hours"], back.json()["truncated"]) == (200, [], False)
+    long = await client.get(
+        url, params={"from": "2024-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}
+    )
+    assert (long.json()["to"], long.json()["truncated"]) == ("2025-02-04T00:00:00Z", True)
