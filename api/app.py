@@ -16,6 +16,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from api import auth, staleness
 from api.context import RequestContext
 from api.docs_page import DocsPage
+from api.head import HeadAsGet
 from api.openapi import SECURITY_SCHEMES, finish
 from api.problems import handle_exception
 from api.routes import (
@@ -141,7 +142,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
     auth.check_routes(app)  # a route without a declared access never serves
     finish(app.openapi_schema, app, development=settings.environment != "production")
     return RequestContext(
-        app,
+        HeadAsGet(app),
         max_in_flight=settings.max_in_flight,
         allowed_hosts=settings.allowed_host_list,
         max_headers=settings.max_headers,
