@@ -1,8 +1,10 @@
 """The queue page: a poisoned event is dead-lettered, listed with its error, and replayed from
-the page (admin token, dry run first) once the cause is fixed; the site's totals then move."""
+the page (admin token, dry run first) once the cause is fixed; the site's totals then move. The
+stream relay's backlog (events JetStream has not acknowledged) shows in its own tile."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import asyncpg
@@ -105,3 +107,46 @@ async def test_dead_event_is_listed_then_replayed_from_the_page_after_the_fix(
     await expect(page.locator("[data-tile='Readings'] .tile-value")).to_have_text("6")
     await expect(page.locator("[data-tile='Lifetime'] .tile-value")).to_have_text("42 kg")
     await expect(page.locator("table.batches-table .state").first).to_have_text("Applied")
+
+
+async def test_stream_relay_backlog_shows_while_jetstream_has_not_acked(
+    page: Page, stack: ApiProcess, seed: Seeder, db: asyncpg.Connection
+) -> None:
+    # This stack's worker has no NATS_URL (as NATS being down, nothing gets relayed): events
+    # queued for the relay, as the drain queues them with NATS configured, stay in the backlog.
+    site = await seed.site("Relay Pad 4", 2_000)
+    end = now().replace(minute=0, second=0, microsecond=0)
+    readings = hourly_profile(start=end - timedelta(hours=3), end=end, total_kg=9.0, seed=4)
+    await seed.send(site["id"], readings, device_id="sensor-relay")
+    await page.goto(f"{stack.url}/#/queue")
+    tile = page.locator("[data-tile='stream']")
+    await expect(tile.locator(".tile-label")).to_have_text("Stream backlog")
+    await expect(tile.locator(".tile-value")).to_have_text("0")
+    await expect(tile.locator(".tile-sub")).to_have_text("pending · none awaiting JetStream's ack")
+    queued = await db.fetchval(
+        """
+        WITH events AS (
+            INSERT INTO stream_relay (event_id, event_type, queued_at)
+            SELECT id, 'batch.accepted', now() - interval '3 minutes' - id * interval '1 ms'
+            FROM outbox WHERE site_id = $1
+            UNION ALL
+            SELECT 9000000000 + g, 'batch.accepted', now() - interval '1 minute'
+            FROM generate_series(1, 1200) AS g
+            RETURNING event_id
+        )
+        SELECT count(*) FROM events
+        """,
+        site["id"],
+    )
+    try:
+        assert queued > 1200
+        await expect(tile.locator(".tile-value")).to_have_text(f"{queued:,}")
+        await expect(tile.locator(".tile-sub")).to_have_text("pending · behind: oldest 3 min")
+        await expect(tile).to_have_class(re.compile(r"\btile-warning\b"))
+        await shoot(page, "04-queue-stream-backlog", full_page=False)
+        # JetStream acks them (NATS back): the tile empties by itself.
+        await db.execute("UPDATE stream_relay SET relayed_at = now() WHERE relayed_at IS NULL")
+        await expect(tile.locator(".tile-value")).to_have_text("0")
+        await expect(tile).not_to_have_class(re.compile(r"\btile-warning\b"))
+    finally:
+        await db.execute("DELETE FROM stream_relay")

@@ -41,6 +41,9 @@ export function mount(root) {
     lag: tile("Lag", { id: "lag", hint: "oldest pending event" }),
     rate: tile("Processed / min", { id: "rate" }),
     workers: tile("Workers", { id: "workers" }),
+    // The NATS JetStream relay: applied events not yet acknowledged by the stream. The API says
+    // 0 both when NATS_URL is unset and when the relay is caught up, so the tile says no more.
+    stream: tile("Stream backlog", { id: "stream", hint: "events awaiting JetStream's ack" }),
   };
   const chartBox = h("div", { class: "chart", id: "queue-chart" });
   const chartNote = h("p", { class: "chart-note muted" });
@@ -142,6 +145,13 @@ export function mount(root) {
     tiles.backoff.el.classList.toggle("tile-warning", q.in_backoff > 0);
     tiles.workers.el.classList.toggle("tile-warning", Boolean(why));
     tiles.lag.el.classList.toggle("tile-warning", q.oldest_pending_age_s > WORKER_STALE_S && q.pending + q.in_backoff > 0);
+    const relayed = q.stream_backlog ?? 0;
+    const behind = relayed > 0 && (q.stream_backlog_age_s ?? 0) > WORKER_STALE_S;
+    setText(tiles.stream.value, count(relayed));
+    setText(tiles.stream.sub, relayed > 0
+      ? `pending · ${behind ? "behind: " : ""}oldest ${age(q.stream_backlog_age_s)}`
+      : "pending · none awaiting JetStream's ack");
+    tiles.stream.el.classList.toggle("tile-warning", behind);
     replayAll.disabled = q.dead === 0;
     setText(replayAll, q.dead ? `Replay all ${count(q.dead)} dead…` : "Replay all dead…");
     fill(sizes, Object.entries(q.table_bytes || {}).flatMap(([name, n]) => [h("dt", {}, name), h("dd", {}, bytes(n))]));
