@@ -10,7 +10,14 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
-from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody
+from litestar.openapi.spec import (
+    Example,
+    OpenAPIMediaType,
+    Operation,
+    Parameter,
+    Reference,
+    RequestBody,
+)
 
 from api.errors import BodyTimeout, InvalidBody, MalformedJson, UnsupportedMediaType
 from api.schemas import inline_schema
@@ -62,11 +69,25 @@ async def decode_json(request: Request[Any, Any, Any], decoder: msgspec.json.Dec
 
 
 def body_operation(
-    tp: Any, description: str, *, headers: Sequence[Parameter] = ()
+    tp: Any,
+    description: str,
+    *,
+    headers: Sequence[Parameter] = (),
+    one_of: Sequence[dict[str, Any]] = (),
+    examples: dict[str, Any] | None = None,
 ) -> type[Operation]:
     """An Operation class documenting a JSON body of type tp (for hand-decoded bodies),
-    and any headers the handler reads itself."""
+    and any headers the handler reads itself; one_of states modes that exclude each other
+    (which a msgspec struct cannot), examples are named bodies, each valid."""
     schema: Any = inline_schema(tp)
+    if one_of:
+        # Wrapped in allOf, which means the same: openapi-python-client cannot parse a oneOf
+        # beside properties (it makes a union of the modes and drops the endpoint), and skips
+        # an allOf of it while keeping the one model; validators and generators apply it.
+        schema["allOf"] = [{"oneOf": list(one_of)}]
+    named: dict[str, Example | Reference] | None = {
+        k: Example(value=v) for k, v in (examples or {}).items()
+    } or None
 
     @dataclass
     class _BodyOperation(Operation):
@@ -74,7 +95,7 @@ def body_operation(
             self.request_body = RequestBody(
                 required=True,
                 description=description,
-                content={"application/json": OpenAPIMediaType(schema=schema)},
+                content={"application/json": OpenAPIMediaType(schema=schema, examples=named)},
             )
             if headers:
                 self.parameters = [*(self.parameters or ()), *headers]

@@ -172,6 +172,53 @@ class ReplayRequest(Base):
     dry_run: bool = False
 
 
+_ABSENT = {"type": "null"}  # in a oneOf mode: the member is left out (or null)
+# ReplaySelection.check as schema, so a client (or a generator) knows the modes exclude each
+# other: a site_id with all_dead filters the dead events, it is not a second mode.
+REPLAY_MODES = [
+    {
+        "title": "By event ids",
+        "required": ["event_ids"],
+        "properties": {
+            "event_ids": {"type": "array"},
+            "site_id": _ABSENT,
+            "from": _ABSENT,
+            "to": _ABSENT,
+            "all_dead": {"const": False},
+        },
+    },
+    {
+        "title": "By site, optionally in [from, to)",
+        "required": ["site_id"],
+        "properties": {
+            "site_id": {"type": "integer"},
+            "event_ids": _ABSENT,
+            "all_dead": {"const": False},
+        },
+    },
+    {
+        "title": "Every dead event, optionally of one site",
+        "required": ["all_dead"],
+        "properties": {
+            "all_dead": {"const": True},
+            "event_ids": _ABSENT,
+            "from": _ABSENT,
+            "to": _ABSENT,
+        },
+    },
+]
+REPLAY_EXAMPLES = {
+    "by_ids": {"event_ids": [41, 42]},
+    "by_site": {
+        "site_id": 7,
+        "from": "2026-01-01T00:00:00Z",
+        "to": "2026-02-01T00:00:00Z",
+        "dry_run": True,
+    },
+    "dead_of_a_site": {"all_dead": True, "site_id": 7},
+}
+
+
 class AuditOut(Base):
     id: int
     at: datetime

@@ -14,6 +14,8 @@ from litestar.params import FromQuery, QueryParameter
 from api.auth import caller, requires
 from api.decode import body_operation, decode_json
 from api.schemas import (
+    REPLAY_EXAMPLES,
+    REPLAY_MODES,
     AuditOut,
     OutboxEventOut,
     OutboxPage,
@@ -75,7 +77,9 @@ class OpsController(Controller):
         operation_id="replayOutbox",
         opt=requires("operator"),
         status_code=200,
-        operation_class=body_operation(ReplayRequest, "What to replay"),
+        operation_class=body_operation(
+            ReplayRequest, "What to replay", one_of=REPLAY_MODES, examples=REPLAY_EXAMPLES
+        ),
     )
     async def replay(
         self, request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]

@@ -73,6 +73,36 @@ class DeliveryReplayRequest(Base):
     dry_run: bool = False
 
 
+_ABSENT = {"type": "null"}  # in a oneOf mode: the member is left out (or null)
+# subscriptions.check_replay as schema: the modes exclude each other (all_dead with a
+# subscription_id filters it, it is not a second mode).
+DELIVERY_REPLAY_MODES = [
+    {
+        "title": "By delivery ids",
+        "required": ["delivery_ids"],
+        "properties": {
+            "delivery_ids": {"type": "array"},
+            "subscription_id": _ABSENT,
+            "all_dead": {"const": False},
+        },
+    },
+    {
+        "title": "A subscription's deliveries (with all_dead: its dead ones)",
+        "required": ["subscription_id"],
+        "properties": {"subscription_id": {"type": "integer"}, "delivery_ids": _ABSENT},
+    },
+    {
+        "title": "Every dead delivery",
+        "required": ["all_dead"],
+        "properties": {
+            "all_dead": {"const": True},
+            "delivery_ids": _ABSENT,
+            "subscription_id": _ABSENT,
+        },
+    },
+]
+
+
 class DeliveryReplayOut(Base):
     delivery_ids: list[int]
     replayed: int
@@ -166,7 +196,16 @@ class SubscriptionsController(Controller):
     tags=["ops"],
     opt=requires("operator"),
     status_code=200,
-    operation_class=body_operation(DeliveryReplayRequest, "Which deliveries to send again"),
+    operation_class=body_operation(
+        DeliveryReplayRequest,
+        "Which deliveries to send again",
+        one_of=DELIVERY_REPLAY_MODES,
+        examples={
+            "by_ids": {"delivery_ids": [3, 4]},
+            "dead_of_a_subscription": {"subscription_id": 2, "all_dead": True},
+            "every_dead": {"all_dead": True, "dry_run": True},
+        },
+    ),
 )
 async def replay_deliveries(
     request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
