@@ -6,6 +6,8 @@
 #   emissions/python:3.11       + Debian's python3.11 and python3-venv  (stands in for python:3.11-slim)
 #   emissions/postgres:15       + postgresql-15 and an entry point      (stands in for postgres:15)
 #   emissions/redis:7           + redis-server 7.0                      (stands in for redis:7)
+#   emissions/nats:2.9          + nats-server 2.9 (JetStream)           (the compose `stream`
+#                               profile's server, NATS_IMAGE's default; no public image needed)
 #   emissions/patroni:15        postgres:15 + patroni 3.0 + etcd 3.4     (the compose `ha` profile's
 #                               nodes: deploy/compose-ha/; no public image stands in for it)
 #
@@ -27,6 +29,7 @@ DEBIAN_IMAGE=emissions/debian:$SUITE
 PYTHON_IMAGE=emissions/python:3.11
 POSTGRES_IMAGE=emissions/postgres:15
 REDIS_IMAGE=emissions/redis:7
+NATS_IMAGE=emissions/nats:2.9
 PATRONI_IMAGE=emissions/patroni:15
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ENV_FILE="${ENV_FILE-$(dirname "$HERE")/.env}"
@@ -156,7 +159,7 @@ build_from_debian() {  # image dockerfile
 
 if wanted "$DEBIAN_IMAGE"; then build_debian; else say "$DEBIAN_IMAGE exists"; fi
 for pair in "$PYTHON_IMAGE:python.Dockerfile" "$POSTGRES_IMAGE:postgres.Dockerfile" \
-            "$REDIS_IMAGE:redis.Dockerfile"; do
+            "$REDIS_IMAGE:redis.Dockerfile" "$NATS_IMAGE:nats.Dockerfile"; do
     image="${pair%:*}" dockerfile="${pair##*:}"
     if wanted "$image"; then build_from_debian "$image" "$dockerfile"; else say "$image exists"; fi
 done
