@@ -69,7 +69,7 @@ async def test_retry_with_the_same_key_is_replayed_and_totals_do_not_move(
     await page.get_by_role("button", name="Send batch").click()
     bad = page.locator("#attempts > li").first
     await expect(bad).to_have_attribute("data-status", "422")
-    await expect(bad.locator(".problem")).to_contain_text("Request body failed validation")
+    await expect(bad.locator(".problem")).to_contain_text("Request failed validation")
     await expect(bad.locator(".field-errors")).to_contain_text("/measurements/0/methane_kg")
     await expect(page.locator("#total-readings")).to_have_text("4")
     await page.set_viewport_size(PHONE)
