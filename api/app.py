@@ -29,6 +29,7 @@ from api.routes import (
     measurements,
     metrics,
     ops,
+    queue_history,
     reports,
     sites,
     subscriptions,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
         route_handlers=[
             sites.SitesController,
             ops.OpsController,
+            queue_history.QueueHistoryController,
             devices.DevicesController,
             alerts.AlertsController,
             subscriptions.SubscriptionsController,

@@ -286,3 +286,51 @@ class AlertPage(Base):
     items: list[AlertOut]
     next_before: int | None = None
     counts: AlertCounts | None = None  # of every alert (of the site, if one is given)
+
+
+class QueuePointOut(Base):
+    """One bucket of queue history: gauges at their highest in it, counters summed."""
+
+    at: datetime  # the bucket's start
+    samples: int  # samples in the bucket (fewer than step / sample interval: a gap)
+    covered_s: int  # seconds the samples' counters cover: rate = processed / covered_s
+    pending: int
+    backoff: int
+    dead: int
+    oldest_pending_s: float
+    processed: int
+    failed: int
+    deliveries_sent: int
+    deliveries_failed: int
+    deliveries_dead: int
+
+
+class QueueHistoryOut(Base):
+    start: datetime = msgspec.field(name="from")
+    end: datetime = msgspec.field(name="to")
+    step_s: int
+    sample_s: int  # how often the workers sample (QUEUE_SAMPLE_S)
+    points: list[QueuePointOut]  # buckets without samples are left out
+    # True when the range asked for was cut (to at most 1500 points, or 400 days): `to` is
+    # where this answer ends.
+    truncated: bool = False
+
+
+class WorkerOut(Base):
+    worker_id: str
+    host: str
+    pid: int
+    started_at: datetime
+    seen_at: datetime  # last heartbeat
+    heartbeat_age_s: float
+    alive: bool  # beat within stale_after_s
+    drained: int  # events this worker process applied
+    claim: str | None  # what it is working on now, e.g. "drain (sweep)"; null: idle
+    claim_since: datetime | None
+
+
+class WorkersOut(Base):
+    items: list[WorkerOut]
+    stale_after_s: int
+    # More workers beat in the last 24 hours than `limit`: the least recently seen are left out.
+    truncated: bool = False

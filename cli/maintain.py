@@ -22,7 +22,11 @@ def add_commands(sub: Any) -> None:
 
 async def _maintain(settings: Settings, args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> int:
-        done = await maintenance.maintain(conn, outbox_days=settings.outbox_retention_days)
+        done = await maintenance.maintain(
+            conn,
+            outbox_days=settings.outbox_retention_days,
+            history_days=settings.queue_history_days,
+        )
         log.info("maintenance", **done)
         return 0
 

@@ -21,13 +21,21 @@ class RetentionReport:
     keys_deleted: int
     deliveries_deleted: int = 0
     relays_deleted: int = 0
+    samples_deleted: int = 0
+    workers_deleted: int = 0
 
 
 async def apply_retention(
-    conn: asyncpg.Connection, *, outbox_days: int, batch: int = 5000, budget_s: float = 20.0
+    conn: asyncpg.Connection,
+    *,
+    outbox_days: int,
+    history_days: int = 14,
+    batch: int = 5000,
+    budget_s: float = 20.0,
 ) -> RetentionReport:
     """Delete processed events and delivered webhook deliveries older than `outbox_days`
-    and expired idempotency records, in bounded batches (short transactions, no long locks).
+    and expired idempotency records, and queue samples and workers not seen for `history_days`,
+    in bounded batches (short transactions, no long locks).
     An event some delivery still owes (or has dead-lettered) is kept.
 
     The three tables take turns, one batch each, until all are done or `budget_s` has passed
@@ -35,13 +43,16 @@ async def apply_retention(
     a fleet of ~8k devices posting every minute creates; the next run goes on from there."""
     q = queries.load(Q)
     cutoff = datetime.now(UTC) - timedelta(days=outbox_days)
+    history_cutoff = datetime.now(UTC) - timedelta(days=history_days)
     steps = [
         (q["delete_processed"], (cutoff, batch)),
         (q["delete_expired_keys"], (batch,)),
         (q["delete_delivered"], (cutoff, batch)),
         (q["delete_relayed"], (cutoff, batch)),
+        (q["delete_old_samples"], (history_cutoff, batch)),
+        (q["delete_gone_workers"], (history_cutoff, batch)),
     ]
-    totals = [0, 0, 0, 0]
+    totals = [0] * len(steps)
     pending = set(range(len(steps)))
     deadline = time.monotonic() + budget_s
     while pending and time.monotonic() < deadline:
@@ -56,19 +67,25 @@ async def apply_retention(
         keys_deleted=totals[1],
         deliveries_deleted=totals[2],
         relays_deleted=totals[3],
+        samples_deleted=totals[4],
+        workers_deleted=totals[5],
     )
 
 
-async def maintain(conn: asyncpg.Connection, *, outbox_days: int) -> dict[str, Any]:
+async def maintain(
+    conn: asyncpg.Connection, *, outbox_days: int, history_days: int = 14
+) -> dict[str, Any]:
     """Partitions ahead (moving rows out of the default one) and retention, for cron and CLI."""
     created = await ensure_partitions(conn)
-    report = await apply_retention(conn, outbox_days=outbox_days)
+    report = await apply_retention(conn, outbox_days=outbox_days, history_days=history_days)
     return {
         "partitions_created": created,
         "outbox_deleted": report.outbox_deleted,
         "keys_deleted": report.keys_deleted,
         "deliveries_deleted": report.deliveries_deleted,
         "relays_deleted": report.relays_deleted,
+        "samples_deleted": report.samples_deleted,
+        "workers_deleted": report.workers_deleted,
     }
 
 

@@ -10,6 +10,7 @@ from service import alerts, maintenance
 from service.drain import drain_until_idle
 from service.infra import db
 from service.infra.errors import DatabaseUnavailable
+from service.workers import working_on
 from worker.runtime import Runtime
 
 log = structlog.get_logger("worker")
@@ -18,7 +19,8 @@ log = structlog.get_logger("worker")
 async def _drain(ctx: dict[str, Any], trigger: str) -> int:
     rt: Runtime = ctx["runtime"]
     try:
-        report = await drain_until_idle(rt.pool, rt.drain, rt.state, trigger=trigger)
+        with working_on(rt.state, f"drain ({trigger})"):
+            report = await drain_until_idle(rt.pool, rt.drain, rt.state, trigger=trigger)
     except DatabaseUnavailable:
         # One line, not a traceback a second: the claim rolled back, the next tick retries.
         # Unreachable, or read-only after a failover: nothing was marked failed (an outage
@@ -43,7 +45,11 @@ async def maintain(ctx: dict[str, Any]) -> None:
     rt: Runtime = ctx["runtime"]
     try:
         async with db.connection(rt.pool) as conn:
-            done = await maintenance.maintain(conn, outbox_days=rt.settings.outbox_retention_days)
+            done = await maintenance.maintain(
+                conn,
+                outbox_days=rt.settings.outbox_retention_days,
+                history_days=rt.settings.queue_history_days,
+            )
     except DatabaseUnavailable:  # unreachable or read-only (a failover): the next hour's run
         log.warning("maintenance_skipped", reason="postgres unreachable or read-only")
         return

@@ -21,6 +21,7 @@ from service.infra.doorbell import decode_job, encode_job
 from service.infra.errors import DatabaseUnavailable
 from service.infra.logs import configure_logging
 from service.infra.settings import Settings
+from service.workers import working_on
 from worker.runtime import Runtime
 from worker.settings import arq_options
 
@@ -123,7 +124,10 @@ async def supervise(settings: Settings) -> None:
                 await _run_arq(runtime)
             except (RedisError, OSError) as exc:
                 log.warning("redis_unreachable", error=str(exc), fallback="postgres sweep")
-            with contextlib.suppress(DatabaseUnavailable):
+            with (
+                contextlib.suppress(DatabaseUnavailable),
+                working_on(runtime.state, "drain (fallback)"),
+            ):
                 await drain_until_idle(
                     runtime.pool, runtime.drain, runtime.state, trigger="fallback"
                 )

@@ -14,6 +14,7 @@ from service.delivery import Deliverer
 from service.drain import DrainConfig
 from service.infra import db
 from service.infra.settings import Settings
+from service.queue_history import sample_forever
 from service.stream import Relay
 from service.workers import WorkerState, beat_forever
 
@@ -29,8 +30,8 @@ class Runtime:
 
     @classmethod
     async def start(cls, settings: Settings) -> Runtime:
-        """Everything the jobs use, and the loops beside them (heartbeat, deliveries and,
-        with NATS_URL, the stream relay: they run whether Redis is up or not)."""
+        """Everything the jobs use, and the loops beside them (heartbeat, deliveries, queue
+        samples and, with NATS_URL, the stream relay: they run whether Redis is up or not)."""
         pool = await db.open_pool(settings)  # waits out a failover under way
         state = WorkerState()
         deliverer = Deliverer(pool, settings)
@@ -38,6 +39,7 @@ class Runtime:
         tasks = [
             asyncio.create_task(beat_forever(pool, state, every_s=settings.sweep_interval_s)),
             asyncio.create_task(deliverer.run_forever()),
+            asyncio.create_task(sample_forever(pool, every_s=settings.queue_sample_s)),
         ]
         if settings.nats_url is not None:
             relay = Relay(pool, settings)

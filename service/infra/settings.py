@@ -99,6 +99,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     worker_poll_delay_s: PositiveFloat = 0.05
     nudge_timeout_s: PositiveFloat = 0.25
     outbox_retention_days: PositiveInt = 7
+    # The queue page's history: one sample per this many seconds (whichever worker is first),
+    # kept this many days (the maintenance job deletes older samples and gone workers).
+    queue_sample_s: PositiveInt = 10
+    queue_history_days: PositiveInt = 14
     # Named operator tokens, "name:token,name:role:token" (role viewer, operator or admin; without
     # one, admin). The development default is public.
     admin_tokens: str = f"dev:{DEV_ADMIN_TOKEN}"

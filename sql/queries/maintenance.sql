@@ -31,6 +31,16 @@ DELETE FROM stream_relay
 WHERE event_id IN (SELECT event_id FROM stream_relay WHERE relayed_at < $1
                    ORDER BY relayed_at LIMIT $2);
 
+-- name: delete_old_samples
+-- Retention: up to $2 queue samples older than $1.
+DELETE FROM queue_samples
+WHERE at IN (SELECT at FROM queue_samples WHERE at < $1 ORDER BY at LIMIT $2);
+
+-- name: delete_gone_workers
+-- Retention: up to $2 workers whose last heartbeat is older than $1 (processes long gone).
+DELETE FROM workers
+WHERE worker_id IN (SELECT worker_id FROM workers WHERE seen_at < $1 ORDER BY seen_at LIMIT $2);
+
 -- name: table_sizes
 -- On-disk size of the tables that grow, for ops.
 SELECT relname AS table, pg_total_relation_size(oid) AS bytes
