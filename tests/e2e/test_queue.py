@@ -22,7 +22,7 @@ async def test_dead_event_is_listed_then_replayed_from_the_page_after_the_fix(
     sid = site["id"]
     await page.goto(f"{stack.url}/#/queue")
     await expect(page.get_by_role("heading", name="Queue", level=1)).to_be_visible()
-    await expect(page.locator("#queue-chart canvas")).to_have_count(1)
+    await expect(page.locator("#history-throughput canvas")).to_have_count(1)
     # Break the drain for this site only: every recompute of its hourly buckets fails.
     await db.execute(
         f"""

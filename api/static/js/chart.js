@@ -1,5 +1,5 @@
 // uPlot wrappers (vendor/uPlot.iife.min.js, MIT): the site's emissions chart and the queue's
-// live backlog/lag chart. Charts follow their container's width and the page's colours.
+// live backlog/lag chart and its history charts. Charts follow their container's width and the page's colours.
 
 import { count, duration, mass, massAxis, utc } from "./format.js";
 
@@ -178,6 +178,54 @@ export function queueChart(container, { windowS, height = 220 }) {
         history.map((p) => p.t), history.map((p) => p.backlog), history.map((p) => p.dead),
         history.map((p) => p.lag),
       ]);
+      legendAtEnd(chart);
+    },
+    destroy: () => { unfollow(); chart.destroy(); },
+  };
+}
+
+/**
+ * A time series over a fixed x range (the queue's history): one or two y scales, each series
+ * `{ label, scale, colour: "series" | "second" | "limit" | "budget", fill, dash, fmt }`. Null
+ * values are gaps (no samples). update(xs, columns, [from, to]) redraws.
+ */
+export function seriesChart(container, { series, scales, height = 180 }) {
+  const c = colours();
+  let range = [Date.now() / 1000 - 3600, Date.now() / 1000];
+  const axes = [axis(c, { values: timeValues, space: 70 })];
+  const scaleOpts = { x: { time: true, auto: false, range: () => range } };
+  scales.forEach((s, i) => {
+    scaleOpts[s.key] = { range: (u, min, max) => [0, Math.max(s.min ?? 1, (max ?? 0) * 1.15)] };
+    axes.push(axis(c, {
+      scale: s.key, size: 72, side: i === 0 ? 3 : 1, grid: { show: i === 0 },
+      values: (u, vals) => vals.map((v) => s.fmt(v)),
+    }));
+  });
+  const opts = {
+    width: Math.max(240, container.clientWidth),
+    height,
+    tzDate: UTC,
+    cursor: { drag: { x: false, y: false }, points: { size: 6 } },
+    scales: scaleOpts,
+    axes,
+    series: [
+      { value: (u, v) => (v === null ? "—" : utc(new Date(v * 1000))) },
+      ...series.map((s) => ({
+        label: s.label, scale: s.scale, stroke: c[s.colour], width: s.width ?? 1.5,
+        // uPlot's default points: drawn where they have room, so a lone sample between gaps shows.
+        fill: s.fill ? c.seriesFill : undefined, dash: s.dash,
+        value: (u, v) => (v === null || v === undefined ? "—" : s.fmt(v)),
+      })),
+    ],
+    legend: { live: true },
+    hooks: { setCursor: [(u) => legendAtEnd(u)] },
+  };
+  const chart = new uPlot(opts, [[], ...series.map(() => [])], container);
+  const unfollow = follow(container, chart, height);
+  return {
+    update(xs, columns, xRange) {
+      range = xRange;
+      chart.setData([xs, ...columns]);
       legendAtEnd(chart);
     },
     destroy: () => { unfollow(); chart.destroy(); },

@@ -1,16 +1,16 @@
-// #/queue: outbox depth, lag, throughput and workers; a live backlog/lag chart built from the
-// polls; dead letters and retrying events, with replay (one, a site's dead, all dead).
+// #/queue: outbox depth, lag, throughput and workers; the queue's history (charts, range in the
+// URL) and the workers table; dead letters and retrying events, with replay (one, a site's dead,
+// all dead).
 
 import { Unreachable, get, getAll } from "../api.js";
 import { fill, h, reconcile, setText } from "../dom.js";
 import { age, ago, bytes, count, duration, utc, window as span } from "../format.js";
-import { queueChart } from "../chart.js";
 import { openReplay } from "../replay.js";
-import { HISTORY_S, WORKER_STALE_S, rememberSites, store, workerProblem } from "../store.js";
+import { WORKER_STALE_S, rememberSites, store, workerProblem } from "../store.js";
 import { errorSlot, tile } from "./common.js";
+import { historyPanel, workersPanel } from "./queue_history.js";
 import { subscriptionsPanel } from "./subscriptions.js";
 
-const CHART_WINDOW_S = 10 * 60;
 const LIST_LIMIT = 100;
 
 function siteLabel(siteId) {
@@ -32,7 +32,7 @@ function eventTable(kind) {
   return { table, tbody };
 }
 
-export function mount(root) {
+export function mount(root, params = {}) {
   const errors = errorSlot();
   const tiles = {
     pending: tile("Pending", { id: "pending", hint: "due now" }),
@@ -45,8 +45,8 @@ export function mount(root) {
     // 0 both when NATS_URL is unset and when the relay is caught up, so the tile says no more.
     stream: tile("Stream backlog", { id: "stream", hint: "events awaiting JetStream's ack" }),
   };
-  const chartBox = h("div", { class: "chart", id: "queue-chart" });
-  const chartNote = h("p", { class: "chart-note muted" });
+  const hist = historyPanel(params);
+  const workerList = workersPanel();
   const dead = eventTable("dead");
   const backoff = eventTable("backoff");
   const deadEmpty = h("p", { class: "empty ok-text" }, "No dead events.");
@@ -56,16 +56,14 @@ export function mount(root) {
     onclick: () => openReplay({ what: "all dead events", body: { all_dead: true } }, () => refresh()) }, "Replay all dead…");
   const sizes = h("dl", { class: "sizes" });
   const subs = subscriptionsPanel();
-  let chart = null;
 
   fill(root,
     h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, "Queue"),
       h("p", { class: "muted" }, "The transactional outbox: every accepted batch is one event, applied to the site totals by the workers.")),
     errors.el,
     h("section", { class: "tiles", "aria-label": "Queue figures" }, Object.values(tiles).map((t) => t.el)),
-    h("section", { class: "card", "aria-labelledby": "qchart-title" },
-      h("div", { class: "card-head" }, h("h2", { id: "qchart-title" }, "Backlog and lag, live")),
-      chartBox, chartNote),
+    hist.el,
+    workerList.el,
     h("section", { class: "card", "aria-labelledby": "dead-title" },
       h("div", { class: "card-head" }, h("h2", { id: "dead-title" }, "Dead letters"), replayAll),
       h("p", { class: "muted small" }, "Events that failed every attempt. Fix the cause first (the last error says what failed), then replay: a dry run shows what would be replayed."),
@@ -155,15 +153,10 @@ export function mount(root) {
     replayAll.disabled = q.dead === 0;
     setText(replayAll, q.dead ? `Replay all ${count(q.dead)} dead…` : "Replay all dead…");
     fill(sizes, Object.entries(q.table_bytes || {}).flatMap(([name, n]) => [h("dt", {}, name), h("dd", {}, bytes(n))]));
-    if (!chart && window.uPlot) chart = queueChart(chartBox, { windowS: CHART_WINDOW_S });
-    chart?.update(store.history);
-    const first = store.history[0];
-    setText(chartNote, first
-      ? `Sampled by this page every 2 s since ${utc(new Date(first.t * 1000))}; the chart shows up to the last ${age(CHART_WINDOW_S)} (this tab keeps ${age(HISTORY_S)}). Events on the left axis, lag on the right.`
-      : "Collecting samples…");
   }
 
   async function refresh() {
+    await Promise.all([hist.refresh(), workerList.refresh()]);
     await subs.refresh();
     try {
       const [deadPage, backoffPage] = await Promise.all([
@@ -191,6 +184,6 @@ export function mount(root) {
     title: "Queue",
     refresh,
     afterTick: renderQueue,
-    unmount: () => chart?.destroy(),
+    unmount: () => hist.destroy(),
   };
 }
