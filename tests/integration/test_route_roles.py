@@ -35,6 +35,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/v1/sites/{site_id:int}/reports"): "viewer",
     ("GET", "/v1/ops/queue"): "viewer",
     ("GET", "/v1/ops/outbox"): "viewer",
+    ("GET", "/v1/ops/outbox/{event_id:int}"): "viewer",
     ("POST", "/v1/ops/outbox/replay"): "operator",
     ("POST", "/v1/ops/deliveries/replay"): "operator",
     ("GET", "/v1/ops/audit"): "operator",
