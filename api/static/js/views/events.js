@@ -113,7 +113,7 @@ export function triagePanel(params) {
   if (filters.type) matchBody.event_type = filters.type;
   if (filters.from) matchBody.created_from = filters.from;
   if (filters.to) matchBody.created_to = filters.to;
-  const replayMatching = h("button", { type: "button", class: "button small danger", id: "replay-matching", dataset: { needs: "operator" },
+  const replayMatching = h("button", { type: "button", class: "button small danger", id: "replay-all", dataset: { needs: "operator" },
     disabled: byIdsOnly || !["dead", "all"].includes(filters.status),
     title: byIdsOnly ? "Batch and request ids narrow the list only: select the events to replay them" : null,
     onclick: () => openReplay({ what: filtered ? "every dead event matching the filter" : "every dead event", body: matchBody }, () => { selected.clear(); store.pollNow?.(); }),
