@@ -21,6 +21,7 @@ from domain.idempotency import InvalidIdempotencyKey, MissingIdempotencyKey
 from service.alerts import AlertNotFound
 from service.infra import errors as svc
 from service.infra import metrics
+from service.outbox import OutboxEventNotFound
 from service.subscriptions import SubscriptionNotFound
 
 PROBLEM_JSON = "application/problem+json"
@@ -79,6 +80,7 @@ TABLE: dict[type[Exception], ProblemType] = {
     svc.DeviceBusy: ProblemType("device-busy", 429, "Device has too many requests in flight", 1),
     AlertNotFound: ProblemType("alert-not-found", 404, "Alert not found"),
     SubscriptionNotFound: ProblemType("subscription-not-found", 404, "Subscription not found"),
+    OutboxEventNotFound: ProblemType("outbox-event-not-found", 404, "Outbox event not found"),
 }
 
 # Litestar's own errors (routing, size limit, parameters), by status code.

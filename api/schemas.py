@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -160,9 +160,20 @@ class OutboxPage(Base):
     next_before: int | None = None
 
 
+OutboxEventType = Literal[
+    "measurements.accepted",
+    "site.threshold_crossed",
+    "site.leak_detected",
+    "site.stale",
+    "report.restated",
+]
+
+
 class ReplayRequest(Base):
-    """Exactly one of: event_ids; site_id (optionally with from/to); all_dead (optionally with
-    site_id). dry_run answers what would be replayed, changing nothing."""
+    """Exactly one of: event_ids; site_id (optionally with from/to, the data's time range);
+    all_dead (optionally with site_id, event_type and created_from/created_to, the events'
+    creation time, as GET /v1/ops/outbox filters them). dry_run answers what would be
+    replayed, changing nothing."""
 
     event_ids: Annotated[list[int], Meta(min_length=1, max_length=10_000)] | None = None
     site_id: RowId | None = None
@@ -170,6 +181,9 @@ class ReplayRequest(Base):
     end: datetime | None = msgspec.field(default=None, name="to")
     all_dead: bool = False
     dry_run: bool = False
+    event_type: OutboxEventType | None = None
+    created_from: Annotated[datetime, Meta(tz=True)] | None = None
+    created_to: Annotated[datetime, Meta(tz=True)] | None = None
 
 
 _ABSENT = {"type": "null"}  # in a oneOf mode: the member is left out (or null)
@@ -185,6 +199,9 @@ REPLAY_MODES = [
             "from": _ABSENT,
             "to": _ABSENT,
             "all_dead": {"const": False},
+            "event_type": _ABSENT,
+            "created_from": _ABSENT,
+            "created_to": _ABSENT,
         },
     },
     {
@@ -194,10 +211,13 @@ REPLAY_MODES = [
             "site_id": {"type": "integer"},
             "event_ids": _ABSENT,
             "all_dead": {"const": False},
+            "event_type": _ABSENT,
+            "created_from": _ABSENT,
+            "created_to": _ABSENT,
         },
     },
     {
-        "title": "Every dead event, optionally of one site",
+        "title": "Every dead event, optionally of one site and type, created in a range",
         "required": ["all_dead"],
         "properties": {
             "all_dead": {"const": True},
@@ -216,6 +236,14 @@ REPLAY_EXAMPLES = {
         "dry_run": True,
     },
     "dead_of_a_site": {"all_dead": True, "site_id": 7},
+    "dead_matching_a_filter": {
+        "all_dead": True,
+        "site_id": 7,
+        "event_type": "measurements.accepted",
+        "created_from": "2026-01-01T00:00:00Z",
+        "created_to": "2026-01-02T00:00:00Z",
+        "dry_run": True,
+    },
 }
 
 
@@ -334,3 +362,23 @@ class WorkersOut(Base):
     stale_after_s: int
     # More workers beat in the last 24 hours than `limit`: the least recently seen are left out.
     truncated: bool = False
+
+class OutboxErrorOut(Base):
+    attempt: int  # 1-based; a replay starts the count again
+    at: datetime
+    worker: str  # the worker id (host:pid:suffix) that tried
+    error: str
+
+
+class OutboxAuditOut(AuditRecord):
+    # 'ids': the replay named this event; 'filter': its filter (site, type, creation time)
+    # admits the event and came after it, so it may have selected it.
+    matched_by: Literal["ids", "filter"]
+
+
+class OutboxEventDetail(OutboxEventOut):
+    """One event for triage: the raw payload, every recorded failure (the last 20, oldest
+    first) and the replays that concern it (newest first, at most 100)."""
+
+    errors: list[OutboxErrorOut]
+    audit: list[OutboxAuditOut]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -152,6 +154,7 @@ async def drain_batch(
     rules: AlertRules = DEFAULT_RULES,
     rng: random.Random | None = None,
     stream: bool = False,
+    worker: str | None = None,
 ) -> DrainReport:
     """Claim up to `limit` due events and apply them, all in one transaction.
 
@@ -159,6 +162,7 @@ async def drain_batch(
     alone, and a failing site event by event, so one poison event backs off by itself; other
     sites are not held up. An event whose payload cannot be read fails by itself at once.
     With `stream`, every event marked processed is also queued for the JetStream relay.
+    Each failure's error is kept in outbox_errors under `worker` (default: host:pid).
     """
     q = queries.load("drain")
     report = DrainReport()
@@ -179,7 +183,14 @@ async def drain_batch(
                 stream,
             )
             report.notices += len(claim.notices)
-        await _back_off(conn, claim.failures, report, policy, rng or random.Random())
+        await _back_off(
+            conn,
+            claim.failures,
+            report,
+            policy,
+            rng or random.Random(),
+            worker or f"{socket.gethostname()}:{os.getpid()}",
+        )
     return report
 
 
@@ -218,14 +229,18 @@ async def _back_off(
     report: DrainReport,
     policy: RetryPolicy,
     rng: random.Random,
+    worker: str,
 ) -> None:
-    """Each failed event waits (exponential, jittered) or, out of attempts, is dead-lettered."""
-    query = queries.load("drain")["back_off_or_dead_letter"]
+    """Each failed event waits (exponential, jittered) or, out of attempts, is dead-lettered;
+    its error joins the event's history either way."""
+    q = queries.load("drain")
+    query = q["back_off_or_dead_letter"]
     for event, problem in failures:
         attempts = event["attempts"] + 1
         delay = backoff_s(attempts, base_s=policy.base_s, cap_s=policy.cap_s, jitter=rng.random())
         error = f"{type(problem).__name__}: {problem}"[:2000]
         dead = await conn.fetchval(query, event["id"], error, delay, policy.max_attempts)
+        await conn.execute(q["record_error"], event["id"], attempts, worker, error)
         report.failed += 1
         report.dead += int(bool(dead))
 
@@ -279,6 +294,7 @@ async def drain_until_idle(
                 policy=config.policy,
                 rules=config.rules,
                 stream=config.stream,
+                worker=state.worker_id,
             )
         total.add(report)
         if report.claimed < config.batch_size and not report.emitted:

@@ -15,7 +15,7 @@ from domain.roles import Actor
 from service import audit
 from service.infra import metrics, queries
 from service.infra.db import valid_id
-from service.infra.errors import InvalidInput
+from service.infra.errors import InvalidInput, ServiceError
 
 Q = "outbox"
 
@@ -83,6 +83,21 @@ async def refresh_gauges(conn: asyncpg.Connection) -> None:
         metrics.WORKER_HEARTBEAT_AGE.set(stats.worker_heartbeat_age_s)
 
 
+@dataclass(frozen=True)
+class OutboxFilter:
+    """Which events a list shows: a state ('all', 'pending', 'backoff', 'dead', 'processed')
+    and, each None for any, site, type, the payload's batch and request ids, and creation
+    time in [created_from, created_to)."""
+
+    status: str = "all"
+    site_id: int | None = None
+    event_type: str | None = None
+    batch_id: str | None = None
+    request_id: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
 async def list_outbox(
     conn: asyncpg.Connection,
     *,
@@ -91,29 +106,82 @@ async def list_outbox(
     before: int,
     limit: int,
     event_type: str | None = None,
+    where: OutboxFilter | None = None,
 ) -> list[asyncpg.Record]:
+    """Events newest first with an id below `before`; `where` (if given) is the whole filter."""
+    f = where or OutboxFilter(status=status, site_id=site_id, event_type=event_type)
     query = queries.load(Q)["list_outbox"]
-    return await conn.fetch(query, before, status, site_id, limit, event_type)
+    return await conn.fetch(
+        query,
+        before,
+        f.status,
+        f.site_id,
+        limit,
+        f.event_type,
+        f.batch_id,
+        f.request_id,
+        f.created_from,
+        f.created_to,
+    )
+
+
+class OutboxEventNotFound(ServiceError):
+    """No outbox event has this id (retention deletes processed events after a while)."""
+
+
+@dataclass(frozen=True)
+class EventDetail:
+    """One event for triage: its row, every recorded failure, and the replays that concern it."""
+
+    event: asyncpg.Record
+    errors: list[asyncpg.Record]
+    audit: list[asyncpg.Record]
+
+
+async def event_detail(conn: asyncpg.Connection, event_id: int) -> EventDetail:
+    q = queries.load(Q)
+    if not valid_id(event_id):
+        raise OutboxEventNotFound()
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        event = await conn.fetchrow(q["get_event"], event_id)
+        if event is None:
+            raise OutboxEventNotFound()
+        errors = await conn.fetch(q["event_errors"], event_id)
+        history = await conn.fetch(q["event_audit"], event_id)
+    return EventDetail(event, errors, history)
 
 
 @dataclass(frozen=True)
 class ReplaySelection:
-    """Which events to replay: explicit ids, or a site (and time range), or every dead one."""
+    """Which events to replay: explicit ids, or a site (and data time range), or every dead
+    one, optionally of one site and type, created in [created_from, created_to)."""
 
     event_ids: list[int] | None = None
     site_id: int | None = None
     start: datetime | None = None
     end: datetime | None = None
     only_dead: bool = False
+    event_type: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
 
     def as_params(self) -> dict[str, Any]:
-        return {
+        params: dict[str, Any] = {
             "event_ids": self.event_ids,
             "site_id": self.site_id,
             "from": self.start.isoformat() if self.start else None,
             "to": self.end.isoformat() if self.end else None,
             "only_dead": self.only_dead,
         }
+        # Only when used, so the audit of the older modes reads as it always has.
+        for name, value in (
+            ("event_type", self.event_type),
+            ("created_from", self.created_from),
+            ("created_to", self.created_to),
+        ):
+            if value is not None:
+                params[name] = value.isoformat() if isinstance(value, datetime) else value
+        return params
 
     def check(self) -> None:
         """Exactly one mode, and a time range only with a site; else InvalidReplay. (`to` at
@@ -125,6 +193,13 @@ class ReplaySelection:
             raise InvalidReplay([FieldError("", message)])
         if (self.start or self.end) and (self.site_id is None or self.only_dead):
             raise InvalidReplay([FieldError("/from", "a time range needs site_id")])
+        for name, value in (
+            ("event_type", self.event_type),
+            ("created_from", self.created_from),
+            ("created_to", self.created_to),
+        ):
+            if value is not None and not self.only_dead:
+                raise InvalidReplay([FieldError(f"/{name}", "only with all_dead")])
 
 
 class InvalidReplay(InvalidInput):
@@ -153,7 +228,15 @@ async def replay(
             []
             if empty
             else await conn.fetch(
-                q["select_replay"], ids, selection.site_id, start, end, selection.only_dead
+                q["select_replay"],
+                ids,
+                selection.site_id,
+                start,
+                end,
+                selection.only_dead,
+                selection.event_type,
+                selection.created_from,
+                selection.created_to,
             )
         )
         chosen = [r["id"] for r in rows]

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import asyncpg
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.auth import caller, requires
 from api.decode import body_operation, decode_json
+from api.errors import InvalidParameters, ParameterError
 from api.schemas import (
     REPLAY_EXAMPLES,
     REPLAY_MODES,
     AuditOut,
+    OutboxAuditOut,
+    OutboxErrorOut,
+    OutboxEventDetail,
     OutboxEventOut,
+    OutboxEventType,
     OutboxPage,
     QueueOut,
     ReplayOut,
@@ -30,12 +37,16 @@ from service.infra.db import MAX_ID
 
 _decode_replay = msgspec.json.Decoder(ReplayRequest)
 OutboxStatus = Literal["pending", "backoff", "dead", "processed", "all"]
-OutboxType = Literal[
-    "measurements.accepted",
-    "site.threshold_crossed",
-    "site.leak_detected",
-    "site.stale",
-    "report.restated",
+OutboxType = OutboxEventType
+_TIME = "RFC 3339 with an offset"
+RequestId = Annotated[
+    str | None,
+    QueryParameter(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="The accepting request's X-Request-Id (in the payload)",
+    ),
 ]
 
 
@@ -59,7 +70,38 @@ class OpsController(Controller):
         before: Annotated[int, QueryParameter(ge=1, le=MAX_ID, description="Cursor")] = MAX_ID,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
         event_type: FromQuery[OutboxType | None] = None,
+        batch_id: Annotated[
+            UUID | None, QueryParameter(description="The batch id (in the payload)")
+        ] = None,
+        request_id: RequestId = None,
+        start: Annotated[
+            datetime | None,
+            QueryParameter(name="from", description=f"Created at or after; {_TIME}"),
+        ] = None,
+        end: Annotated[
+            datetime | None, QueryParameter(name="to", description=f"Created before; {_TIME}")
+        ] = None,
     ) -> OutboxPage:
+        """Events newest first (keyset: pass next_before as before), by state, site, type,
+        batch id, request id and creation time in [from, to)."""
+        errors = [
+            ParameterError("query", name, "needs a UTC offset")
+            for name, value in (("from", start), ("to", end))
+            if value is not None and value.tzinfo is None
+        ]
+        if not errors and start and end and start >= end:
+            errors.append(ParameterError("query", "to", "must be after from"))
+        if errors:
+            raise InvalidParameters(errors)
+        where = outbox.OutboxFilter(
+            status=status,
+            site_id=site_id,
+            event_type=event_type,
+            batch_id=str(batch_id) if batch_id else None,
+            request_id=request_id,
+            created_from=start,
+            created_to=end,
+        )
         async with reads.connection() as conn:
             rows = await outbox.list_outbox(
                 conn,
@@ -68,9 +110,24 @@ class OpsController(Controller):
                 before=before,
                 limit=limit,
                 event_type=event_type,
+                where=where,
             )
         items = [OutboxEventOut(**dict(r)) for r in rows]
         return OutboxPage(items=items, next_before=items[-1].id if len(items) == limit else None)
+
+    @get("/outbox/{event_id:int}", operation_id="getOutboxEvent", opt=requires("viewer"))
+    async def outbox_event(
+        self, reads: NamedDependency[RequestReads], event_id: FromPath[int]
+    ) -> OutboxEventDetail:
+        """One event: its raw payload, attempts, every recorded failure (the last 20) and the
+        replays that concern it."""
+        async with reads.connection() as conn:
+            found = await outbox.event_detail(conn, event_id)
+        return OutboxEventDetail(
+            **dict(found.event),
+            errors=[OutboxErrorOut(**dict(r)) for r in found.errors],
+            audit=[OutboxAuditOut(**dict(r)) for r in found.audit],
+        )
 
     @post(
         "/outbox/replay",
@@ -94,6 +151,9 @@ class OpsController(Controller):
                     start=body.start,
                     end=body.end,
                     only_dead=body.all_dead,
+                    event_type=body.event_type,
+                    created_from=body.created_from,
+                    created_to=body.created_to,
                 ),
                 actor=caller(request),
                 dry_run=body.dry_run,

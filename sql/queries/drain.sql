@@ -42,3 +42,12 @@ SET attempts = attempts + 1,
     dead_at = CASE WHEN attempts + 1 >= $4 THEN now() END
 WHERE id = $1
 RETURNING dead_at IS NOT NULL AS dead;
+
+-- name: record_error
+-- Keep a failed attempt's error ($1 event, $2 attempt, $3 worker, $4 error) and trim the
+-- event's history to its last 20 (this statement's snapshot misses the new row: 19 + 1).
+WITH logged AS (
+    INSERT INTO outbox_errors (event_id, attempt, worker, error) VALUES ($1, $2, $3, $4)
+)
+DELETE FROM outbox_errors
+WHERE id IN (SELECT id FROM outbox_errors WHERE event_id = $1 ORDER BY id DESC OFFSET 19);

@@ -37,6 +37,7 @@ ROUTES: dict[tuple[str, str], Access] = {
     ("GET", "/v1/ops/outbox"): "viewer",
     ("GET", "/v1/ops/queue/history"): "viewer",
     ("GET", "/v1/ops/workers"): "viewer",
+    ("GET", "/v1/ops/outbox/{event_id:int}"): "viewer",
     ("POST", "/v1/ops/outbox/replay"): "operator",
     ("POST", "/v1/ops/deliveries/replay"): "operator",
     ("GET", "/v1/ops/audit"): "operator",

@@ -10,6 +10,7 @@ import { POLL_MS, WORKER_STALE_S, recordQueue, store, workerProblem } from "./st
 import { co2eOn, onUnitChange, setCo2e } from "./units.js";
 import * as alertsView from "./views/alerts.js";
 import * as auditView from "./views/audit.js";
+import * as eventView from "./views/events.js";
 import * as ingestView from "./views/ingest.js";
 import * as queueView from "./views/queue.js";
 import * as reportView from "./views/report.js";
@@ -42,6 +43,9 @@ function parseHash() {
     return { name: "site", module: siteView, params: { ...params, id } };
   }
   if (parts[0] === "alerts") return { name: "alerts", module: alertsView, params };
+  if (parts[0] === "queue" && parts[1] === "events" && /^\d+$/.test(parts[2] || "")) {
+    return { name: "queue", module: eventView, params: { ...params, id: Number(parts[2]) } };
+  }
   if (parts[0] === "queue") return { name: "queue", module: queueView, params };
   if (parts[0] === "audit") return { name: "audit", module: auditView, params };
   if (parts[0] === "ingest") return { name: "ingest", module: ingestView, params };

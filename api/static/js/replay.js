@@ -24,6 +24,15 @@ export const DELIVERIES = {
   after: "The worker sends them as the receiver answers.",
 };
 
+const FIRST_IDS = 10;
+
+/** "#1, #2, #3" or, for many, the first ten and how many more (a bulk dry run stays short). */
+function idList(found) {
+  if (!found.length) return "none";
+  const first = found.slice(0, FIRST_IDS).map((i) => `#${i}`).join(", ");
+  return found.length > FIRST_IDS ? `${first}, … and ${count(found.length - FIRST_IDS)} more` : first;
+}
+
 function auditLine(audit, kind) {
   return `Audit #${audit.id} · ${audit.action} by ${audit.actor} at ${utc(audit.at)} · ` +
     `${plural(audit.affected, kind.noun, kind.nouns)}${audit.dry_run ? " · dry run" : ""}`;
@@ -44,6 +53,7 @@ export function openReplay({ what, body, kind = OUTBOX }, onDone) {
   const goBtn = h("button", { type: "button", class: "button danger", id: "replay-go", disabled: true }, "Replay");
   const closeBtn = h("button", { type: "button", class: "button", id: "replay-close" }, "Close");
   let checked = null; // the token the dry run succeeded with
+  let expected = null; // how many the dry run found
 
   const dialog = h("dialog", { class: "dialog", "aria-labelledby": "replay-title" },
     h("form", { method: "dialog", onsubmit: (e) => { e.preventDefault(); run(true); } },
@@ -77,10 +87,11 @@ export function openReplay({ what, body, kind = OUTBOX }, onDone) {
       // The audit entry names who the token is: the page now knows its role too.
       saveToken(value, remember.checked, { name: data.audit.actor, role: data.audit.role });
       const found = data[kind.idsField];
-      const ids = found.length ? found.map((i) => `#${i}`).join(", ") : "none";
+      const ids = idList(found);
       const n = found.length;
       if (dryRun) {
         checked = n > 0 ? value : null;
+        expected = n;
         fill(result,
           h("p", { class: "notice notice-info", dataset: { outcome: "dry-run" } },
             h("strong", {}, "Dry run: "), n ? `${plural(n, kind.noun, kind.nouns)} would be replayed (${ids}). Nothing changed yet.` : `no ${kind.noun} matches: nothing to replay.`),
@@ -91,7 +102,10 @@ export function openReplay({ what, body, kind = OUTBOX }, onDone) {
       } else {
         fill(result,
           h("p", { class: "notice notice-ok", dataset: { outcome: "replayed" } },
-            h("strong", {}, "Replayed: "), `${plural(data.replayed, kind.noun, kind.nouns)} due again (${ids}). ${kind.after}`),
+            h("strong", {}, "Replayed: "), `${plural(data.replayed, kind.noun, kind.nouns)} due again (${ids}). ${kind.after}`,
+            // A filter is read again at the replay: events may have died (or been replayed)
+            // since the dry run.
+            expected !== null && expected !== data.replayed ? ` The dry run found ${count(expected)}: the selection changed in between.` : ""),
           h("p", { class: "audit mono" }, auditLine(data.audit, kind)));
         setText(goBtn, "Done");
         checked = null;
