@@ -21,7 +21,7 @@ from domain.idempotency import InvalidIdempotencyKey, MissingIdempotencyKey
 from service.alerts import AlertNotFound
 from service.infra import errors as svc
 from service.infra import metrics
-from service.subscriptions import SubscriptionNotFound
+from service.subscriptions import SubscriptionDisabled, SubscriptionNotFound
 
 PROBLEM_JSON = "application/problem+json"
 # Framework error headers worth keeping on the problem response.
@@ -79,6 +79,7 @@ TABLE: dict[type[Exception], ProblemType] = {
     svc.DeviceBusy: ProblemType("device-busy", 429, "Device has too many requests in flight", 1),
     AlertNotFound: ProblemType("alert-not-found", 404, "Alert not found"),
     SubscriptionNotFound: ProblemType("subscription-not-found", 404, "Subscription not found"),
+    SubscriptionDisabled: ProblemType("subscription-disabled", 409, "Subscription disabled"),
 }
 
 # Litestar's own errors (routing, size limit, parameters), by status code.
