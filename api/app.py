@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             alerts.AlertsController,
             subscriptions.SubscriptionsController,
             subscriptions.replay_deliveries,
+            subscriptions.list_all_deliveries,
             reports.ReportsController,
             audit.list_audit,
             me.me,

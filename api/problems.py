@@ -22,7 +22,7 @@ from service.alerts import AlertNotFound
 from service.infra import errors as svc
 from service.infra import metrics
 from service.outbox import OutboxEventNotFound
-from service.subscriptions import SubscriptionNotFound
+from service.subscriptions import SubscriptionDisabled, SubscriptionNotFound
 
 PROBLEM_JSON = "application/problem+json"
 # Framework error headers worth keeping on the problem response.
@@ -81,6 +81,7 @@ TABLE: dict[type[Exception], ProblemType] = {
     AlertNotFound: ProblemType("alert-not-found", 404, "Alert not found"),
     SubscriptionNotFound: ProblemType("subscription-not-found", 404, "Subscription not found"),
     OutboxEventNotFound: ProblemType("outbox-event-not-found", 404, "Outbox event not found"),
+    SubscriptionDisabled: ProblemType("subscription-disabled", 409, "Subscription disabled"),
 }
 
 # Litestar's own errors (routing, size limit, parameters), by status code.

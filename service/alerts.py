@@ -1,4 +1,5 @@
-"""Alerts: raised in the transaction that changes the aggregates, each crossing exactly once."""
+"""Alerts: raised in the transaction that changes the aggregates, each crossing exactly once;
+listed, grouped by site and kind, and acknowledged (one, or many at once), audited."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from typing import Any
 import asyncpg
 
 from domain.alerts import crossed_thresholds
+from domain.errors import FieldError
 from domain.events import ALERT_EVENT_TYPE
 from domain.roles import Actor
 from service import audit
 from service.infra import queries
 from service.infra.db import valid_id
-from service.infra.errors import ServiceError
+from service.infra.errors import InvalidInput, ServiceError
 from service.infra.settings import Settings
 
 Q = "alerts"
@@ -142,14 +144,22 @@ async def raise_stale(conn: asyncpg.Connection, *, rules: AlertRules) -> list[in
 
 
 async def list_alerts(
-    conn: asyncpg.Connection, *, status: str, site_id: int | None, before: int, limit: int
+    conn: asyncpg.Connection,
+    *,
+    status: str,
+    site_id: int | None,
+    before: int,
+    limit: int,
+    kind: str | None = None,
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(queries.load(Q)["list_alerts"], before, status, site_id, limit)
+    return await conn.fetch(queries.load(Q)["list_alerts"], before, status, site_id, limit, kind)
 
 
-async def count_alerts(conn: asyncpg.Connection, *, site_id: int | None) -> tuple[int, int]:
-    """(open, acknowledged) alerts, of one site or all."""
-    row = await conn.fetchrow(queries.load(Q)["count_alerts"], site_id)
+async def count_alerts(
+    conn: asyncpg.Connection, *, site_id: int | None, kind: str | None = None
+) -> tuple[int, int]:
+    """(open, acknowledged) alerts, of one site or all, of one kind or all."""
+    row = await conn.fetchrow(queries.load(Q)["count_alerts"], site_id, kind)
     assert row is not None
     return row["open"], row["acknowledged"]
 
@@ -164,3 +174,45 @@ async def acknowledge(conn: asyncpg.Connection, *, alert_id: int, actor: Actor) 
             raise AlertNotFound(f"no alert with id {alert_id}")
         await audit.record(conn, actor=actor, action="alert.ack", params={"alert_id": alert_id})
     return row
+
+
+async def groups(
+    conn: asyncpg.Connection, *, status: str, site_id: int | None, kind: str | None, limit: int
+) -> list[asyncpg.Record]:
+    """Alerts by (site, kind): count, open count, first and last raised; newest group first."""
+    return await conn.fetch(queries.load(Q)["alert_groups"], status, site_id, kind, limit)
+
+
+class InvalidAcknowledge(InvalidInput):
+    """Give exactly one of: alert ids; a site (optionally with a kind); a kind."""
+
+
+async def acknowledge_many(
+    conn: asyncpg.Connection,
+    *,
+    alert_ids: list[int] | None,
+    site_id: int | None,
+    kind: str | None,
+    actor: Actor,
+) -> tuple[list[int], audit.AuditEntry]:
+    """Acknowledge the open alerts selected by ids, or by site and/or kind (a group is both),
+    audited; returns the ids acknowledged by this call (those acknowledged before keep their
+    first acknowledgement and are not counted, so a repeat acknowledges none)."""
+    if (alert_ids is not None) == (site_id is not None or kind is not None):
+        message = "give exactly one of: alert_ids, or site_id and/or kind"
+        raise InvalidAcknowledge([FieldError("", message)])
+    if alert_ids is not None:
+        alert_ids = [i for i in alert_ids if valid_id(i)]
+    async with conn.transaction():
+        rows = await conn.fetch(
+            queries.load(Q)["acknowledge_many"], alert_ids, site_id, actor.name, kind
+        )
+        done = sorted(r["id"] for r in rows)
+        entry = await audit.record(
+            conn,
+            actor=actor,
+            action="alerts.ack",
+            params={"alert_ids": alert_ids, "site_id": site_id, "kind": kind},
+            affected=len(done),
+        )
+    return done, entry

@@ -1,5 +1,6 @@
 """Webhook subscriptions: register (admin; the secret is shown once), list with delivery
-health, disable (admin); a subscription's deliveries; replay of deliveries (operator)."""
+health, disable (admin), pause and resume (operator); deliveries, of one subscription or of
+all; replay of deliveries (operator)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,18 @@ from api.decode import body_operation, decode_json
 from api.schemas import AuditOut, Base
 from service import subscriptions
 from service.infra import db
-from service.infra.db import MAX_ID, valid_id
+from service.infra.db import MAX_ID
 from service.subscriptions import Subscription
 
 DeliveryStatus = Literal["pending", "backoff", "delivered", "dead", "all"]
+# The types subscribers see (domain.events.EVENT_TYPES).
+DeliveryEventType = Literal[
+    "batch.accepted",
+    "site.threshold_crossed",
+    "site.leak_detected",
+    "site.stale",
+    "report.restated",
+]
 
 
 class SubscriptionCreate(Base):
@@ -65,11 +74,15 @@ class DeliveryPage(Base):
 
 class DeliveryReplayRequest(Base):
     """Exactly one of: delivery_ids; subscription_id (all of it, or with all_dead only its
-    dead-lettered ones); all_dead alone (every dead delivery). dry_run changes nothing."""
+    dead-lettered ones); all_dead alone (every dead delivery). The last two can be narrowed by
+    event_type and by when the delivery was queued, in [from, to). dry_run changes nothing."""
 
     delivery_ids: Annotated[list[int], Meta(min_length=1, max_length=10_000)] | None = None
     subscription_id: Annotated[int, Meta(ge=1, le=MAX_ID)] | None = None
     all_dead: bool = False
+    event_type: DeliveryEventType | None = None
+    start: datetime | None = msgspec.field(default=None, name="from")
+    end: datetime | None = msgspec.field(default=None, name="to")
     dry_run: bool = False
 
 
@@ -84,15 +97,19 @@ DELIVERY_REPLAY_MODES = [
             "delivery_ids": {"type": "array"},
             "subscription_id": _ABSENT,
             "all_dead": {"const": False},
+            "event_type": _ABSENT,
+            "from": _ABSENT,
+            "to": _ABSENT,
         },
     },
     {
-        "title": "A subscription's deliveries (with all_dead: its dead ones)",
+        "title": "A subscription's deliveries (with all_dead: its dead ones), optionally of one "
+        "event type and queued in [from, to)",
         "required": ["subscription_id"],
         "properties": {"subscription_id": {"type": "integer"}, "delivery_ids": _ABSENT},
     },
     {
-        "title": "Every dead delivery",
+        "title": "Every dead delivery, optionally of one event type and queued in [from, to)",
         "required": ["all_dead"],
         "properties": {
             "all_dead": {"const": True},
@@ -101,6 +118,12 @@ DELIVERY_REPLAY_MODES = [
         },
     },
 ]
+
+
+class SubscriptionPaused(Base):
+    subscription: Subscription
+    changed: bool  # false: it already was paused (or running), and stays as it was
+    audit: AuditOut
 
 
 class DeliveryReplayOut(Base):
@@ -177,17 +200,81 @@ class SubscriptionsController(Controller):
         status: FromQuery[DeliveryStatus] = "all",
         before: Annotated[int, QueryParameter(ge=1, le=MAX_ID, description="Cursor")] = MAX_ID,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+        event_type: FromQuery[DeliveryEventType | None] = None,
     ) -> DeliveryPage:
-        if not valid_id(subscription_id):
-            raise subscriptions.SubscriptionNotFound(
-                f"no webhook subscription with id {subscription_id}"
-            )
-        async with db.connection(pool) as conn:
-            rows = await subscriptions.list_deliveries(
-                conn, subscription_id=subscription_id, status=status, before=before, limit=limit
-            )
-        items = [DeliveryOut(**dict(r)) for r in rows]
-        return DeliveryPage(items=items, next_before=items[-1].id if len(items) == limit else None)
+        return await _deliveries(pool, subscription_id, status, before, limit, event_type)
+
+    @post(
+        "/{subscription_id:int}/pause",
+        operation_id="pauseSubscription",
+        status_code=200,
+        opt=requires("operator"),
+    )
+    async def pause(
+        self,
+        subscription_id: FromPath[int],
+        request: Request[Any, Any, Any],
+        pool: NamedDependency[asyncpg.Pool],
+    ) -> SubscriptionPaused:
+        return await _set_paused(request, pool, subscription_id, paused=True)
+
+    @post(
+        "/{subscription_id:int}/resume",
+        operation_id="resumeSubscription",
+        status_code=200,
+        opt=requires("operator"),
+    )
+    async def resume(
+        self,
+        subscription_id: FromPath[int],
+        request: Request[Any, Any, Any],
+        pool: NamedDependency[asyncpg.Pool],
+    ) -> SubscriptionPaused:
+        return await _set_paused(request, pool, subscription_id, paused=False)
+
+
+async def _set_paused(
+    request: Request[Any, Any, Any], pool: asyncpg.Pool, subscription_id: int, *, paused: bool
+) -> SubscriptionPaused:
+    async with db.connection(pool) as conn:
+        sub, changed, entry = await subscriptions.set_paused(
+            conn, subscription_id=subscription_id, paused=paused, actor=caller(request)
+        )
+    return SubscriptionPaused(subscription=sub, changed=changed, audit=AuditOut(**entry.__dict__))
+
+
+async def _deliveries(
+    pool: asyncpg.Pool,
+    subscription_id: int | None,
+    status: str,
+    before: int,
+    limit: int,
+    event_type: str | None,
+) -> DeliveryPage:
+    async with db.connection(pool) as conn:
+        rows = await subscriptions.list_deliveries(
+            conn,
+            subscription_id=subscription_id,
+            status=status,
+            before=before,
+            limit=limit,
+            event_type=event_type,
+        )
+    items = [DeliveryOut(**dict(r)) for r in rows]
+    return DeliveryPage(items=items, next_before=items[-1].id if len(items) == limit else None)
+
+
+@get("/v1/ops/deliveries", operation_id="listAllDeliveries", tags=["ops"], opt=requires("viewer"))
+async def list_all_deliveries(
+    pool: NamedDependency[asyncpg.Pool],
+    status: FromQuery[DeliveryStatus] = "all",
+    subscription_id: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
+    event_type: FromQuery[DeliveryEventType | None] = None,
+    before: Annotated[int, QueryParameter(ge=1, le=MAX_ID, description="Cursor")] = MAX_ID,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+) -> DeliveryPage:
+    """Webhook deliveries of every subscription (or of one), newest first, keyset paged."""
+    return await _deliveries(pool, subscription_id, status, before, limit, event_type)
 
 
 @post(
@@ -204,6 +291,14 @@ class SubscriptionsController(Controller):
             "by_ids": {"delivery_ids": [3, 4]},
             "dead_of_a_subscription": {"subscription_id": 2, "all_dead": True},
             "every_dead": {"all_dead": True, "dry_run": True},
+            "dead_by_filter": {
+                "all_dead": True,
+                "subscription_id": 2,
+                "event_type": "site.leak_detected",
+                "from": "2026-01-01T00:00:00Z",
+                "to": "2026-02-01T00:00:00Z",
+                "dry_run": True,
+            },
         },
     ),
 )
@@ -219,6 +314,9 @@ async def replay_deliveries(
             only_dead=body.all_dead,
             actor=caller(request),
             dry_run=body.dry_run,
+            event_type=body.event_type,
+            start=body.start,
+            end=body.end,
         )
     return DeliveryReplayOut(
         delivery_ids=ids,

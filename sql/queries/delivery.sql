@@ -1,5 +1,6 @@
 -- name: claim_deliveries
--- Lease up to $1 due deliveries, the oldest of each live subscription first, at most its cap
+-- Lease up to $1 due deliveries, the oldest of each live (not disabled, not paused)
+-- subscription first, at most its cap
 -- ($4, or $6's entry) less what this sender has in flight for it ($2 subscription ids, $3
 -- counts). Fair: a subscription's nth slot in flight comes before anyone's (n+1)th, so a
 -- freed slot goes to the subscription with the fewest. Reserved: a subscription's second and
@@ -13,7 +14,8 @@ WITH room AS (
     FROM webhook_subscriptions AS s
     LEFT JOIN unnest($2::bigint[], $3::int[], $6::int[]) AS k (subscription_id, n, cap)
       ON k.subscription_id = s.id
-    WHERE s.disabled_at IS NULL
+    -- Paused: its deliveries stay pending (the backlog is kept) until it is resumed.
+    WHERE s.disabled_at IS NULL AND s.paused_at IS NULL
 ), due AS (
     SELECT d.id, d.event_id, d.available_at, room.url, room.secret,
            room.busy + row_number() OVER (PARTITION BY room.id ORDER BY d.available_at, d.id)
@@ -42,10 +44,12 @@ RETURNING d.id, d.subscription_id, d.event_id, d.event_type, d.attempts,
           picked.url, picked.secret, o.site_id, o.payload, o.created_at AS event_created_at;
 
 -- name: owed
--- Whether any live subscription still has a delivery to make (due, leased or backing off).
+-- Whether any live subscription still has a delivery to make (due, leased or backing off);
+-- a paused one's backlog waits for its resume, so it is not owed now.
 SELECT EXISTS (
     SELECT 1 FROM deliveries AS d
-    JOIN webhook_subscriptions AS s ON s.id = d.subscription_id AND s.disabled_at IS NULL
+    JOIN webhook_subscriptions AS s
+      ON s.id = d.subscription_id AND s.disabled_at IS NULL AND s.paused_at IS NULL
     WHERE d.delivered_at IS NULL AND d.dead_at IS NULL
 );
 
@@ -68,16 +72,18 @@ WHERE d.id = o.id AND d.delivered_at IS NULL AND d.dead_at IS NULL;
 -- name: create_subscription
 INSERT INTO webhook_subscriptions (url, event_types, secret, description, created_by)
 VALUES ($1, $2, $3, $4, $5)
-RETURNING id, url, event_types, description, created_at, created_by, disabled_at;
+RETURNING id, url, event_types, description, created_at, created_by, disabled_at, paused_at,
+          paused_by;
 
 -- name: list_subscriptions
 -- Every subscription with its delivery health.
 SELECT s.id, s.url, s.event_types, s.description, s.created_at, s.created_by, s.disabled_at,
-       h.pending, h.in_backoff, h.dead, h.delivered_last_hour, h.last_delivered_at,
+       s.paused_at, s.paused_by, h.backlog, h.pending, h.in_backoff, h.dead, h.delivered_last_hour, h.last_delivered_at,
        f.last_failure_at, f.last_error, f.last_status_code
 FROM webhook_subscriptions AS s
 CROSS JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE d.delivered_at IS NULL AND d.dead_at IS NULL
+    SELECT count(*) FILTER (WHERE d.delivered_at IS NULL AND d.dead_at IS NULL)::int AS backlog,
+           count(*) FILTER (WHERE d.delivered_at IS NULL AND d.dead_at IS NULL
                               AND d.attempts = 0)::int AS pending,
            count(*) FILTER (WHERE d.delivered_at IS NULL AND d.dead_at IS NULL
                               AND d.attempts > 0)::int AS in_backoff,
@@ -102,10 +108,12 @@ ORDER BY s.id;
 -- Stop delivering to a subscription (its history stays); the first disable is kept.
 UPDATE webhook_subscriptions SET disabled_at = coalesce(disabled_at, now())
 WHERE id = $1
-RETURNING id, url, event_types, description, created_at, created_by, disabled_at;
+RETURNING id, url, event_types, description, created_at, created_by, disabled_at, paused_at,
+          paused_by;
 
 -- name: list_deliveries
--- A subscription's deliveries newest first before cursor $2, by state $3.
+-- Deliveries newest first before cursor $2: of subscription $1 (or of all), by state $3, of
+-- event type $5 (or any).
 SELECT id, subscription_id, event_id, event_type,
        CASE WHEN delivered_at IS NOT NULL THEN 'delivered'
             WHEN dead_at IS NOT NULL THEN 'dead'
@@ -116,7 +124,8 @@ SELECT id, subscription_id, event_id, event_type,
            AS next_attempt_at,
        delivered_at, dead_at
 FROM deliveries
-WHERE subscription_id = $1 AND id < $2
+WHERE ($1::bigint IS NULL OR subscription_id = $1) AND id < $2
+  AND ($5::text IS NULL OR event_type = $5)
   AND CASE $3::text
         WHEN 'pending' THEN delivered_at IS NULL AND dead_at IS NULL AND attempts = 0
         WHEN 'backoff' THEN delivered_at IS NULL AND dead_at IS NULL AND attempts > 0
@@ -127,12 +136,16 @@ ORDER BY id DESC
 LIMIT $4;
 
 -- name: select_replay
--- Deliveries to send again: by ids ($1), or a subscription's ($2), only dead ones if $3.
+-- Deliveries to send again: by ids ($1), or a subscription's ($2), only dead ones if $3; of
+-- event type $4 (or any), created in [$5, $6) (either end open when null).
 SELECT d.id FROM deliveries AS d
 JOIN webhook_subscriptions AS s ON s.id = d.subscription_id
 WHERE ($1::bigint[] IS NULL OR d.id = ANY ($1))
   AND ($2::bigint IS NULL OR d.subscription_id = $2)
   AND (NOT $3::bool OR d.dead_at IS NOT NULL)
+  AND ($4::text IS NULL OR d.event_type = $4)
+  AND ($5::timestamptz IS NULL OR d.created_at >= $5)
+  AND ($6::timestamptz IS NULL OR d.created_at < $6)
 ORDER BY d.id
 FOR UPDATE OF d;
 
@@ -141,3 +154,33 @@ FOR UPDATE OF d;
 UPDATE deliveries
 SET available_at = now(), attempts = 0, delivered_at = NULL, dead_at = NULL
 WHERE id = ANY ($1::bigint[]);
+
+-- name: pause_subscription
+-- Pause a live subscription by $2 (pausing a paused one keeps the first pause); null when it
+-- does not exist. `changed`: whether this call paused it.
+WITH old AS (
+    SELECT id, paused_at FROM webhook_subscriptions WHERE id = $1 FOR UPDATE
+)
+UPDATE webhook_subscriptions AS s
+SET paused_at = coalesce(s.paused_at, now()), paused_by = coalesce(s.paused_by, $2)
+FROM old
+WHERE s.id = old.id AND s.disabled_at IS NULL
+RETURNING s.id, s.url, s.event_types, s.description, s.created_at, s.created_by, s.disabled_at,
+          s.paused_at, s.paused_by, old.paused_at IS NULL AS changed;
+
+-- name: resume_subscription
+-- Resume a paused subscription (resuming a running one changes nothing): its kept backlog
+-- was due all along, so the next claim takes it, oldest first.
+WITH old AS (
+    SELECT id, paused_at FROM webhook_subscriptions WHERE id = $1 FOR UPDATE
+)
+UPDATE webhook_subscriptions AS s
+SET paused_at = NULL, paused_by = NULL
+FROM old
+WHERE s.id = old.id AND s.disabled_at IS NULL
+RETURNING s.id, s.url, s.event_types, s.description, s.created_at, s.created_by, s.disabled_at,
+          s.paused_at, s.paused_by, old.paused_at IS NOT NULL AS changed;
+
+-- name: subscription_disabled
+-- Whether subscription $1 is disabled (null: there is none).
+SELECT disabled_at IS NOT NULL FROM webhook_subscriptions WHERE id = $1;

@@ -136,3 +136,71 @@ async def test_threshold_and_leak_alerts_are_listed_in_words_and_acknowledged_fr
     await card.get_by_role("link", name="All alerts of this site").click()
     await expect(page.locator("#alert-list > li")).to_have_count(1)
     await expect(page.locator(".filter-chip")).to_contain_text("Alert Ridge Pad 5")
+
+
+async def test_alerts_are_grouped_by_site_and_kind_filtered_by_kind_and_acknowledged_in_bulk(
+    page: Page, stack: ApiProcess, seed: Seeder, http: httpx.AsyncClient
+) -> None:
+    site = await seed.site("Grouped Gulch Pad", 100)
+    sid = site["id"]
+    base = now().replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    windows = [base + timedelta(minutes=15 * i) for i in range(8)]
+    await seed.send(
+        sid, [{"ts": t.isoformat(), "methane_kg": 12.0} for t in windows[:7]], device_id="gg-1"
+    )
+    await seed.wait_applied(sid, 7)
+    await seed.send(sid, [{"ts": windows[7].isoformat(), "methane_kg": 35.0}], device_id="gg-1")
+
+    async def three_alerts() -> bool:
+        return len(await site_alerts(http, sid, "open")) == 3
+
+    await wait_for(three_alerts, timeout=15, message="the worker never raised the three alerts")
+
+    # The kind filter lives in the URL: this site's threshold alerts, one group of two.
+    await page.goto(f"{stack.url}/#/alerts?status=open&site={sid}&kind=threshold")
+    groups = page.locator("#group-rows tr")
+    await expect(groups).to_have_count(1)
+    await expect(groups.locator(".g-site")).to_have_text("Grouped Gulch Pad")
+    await expect(groups.locator(".g-kind")).to_have_text("Threshold")
+    await expect(groups.locator(".g-count")).to_have_text("2")
+    await expect(groups.locator(".g-open")).to_have_text("2")
+    await expect(page.locator("#alert-list > li")).to_have_count(2)
+    kinds = page.locator("#kind-filter")
+    await expect(kinds.get_by_role("link", name="Threshold")).to_have_attribute(
+        "aria-current", "true"
+    )
+
+    await kinds.get_by_role("link", name="All kinds").click()
+    await expect(page).to_have_url(f"{stack.url}/#/alerts?status=open&site={sid}")
+    await expect(groups).to_have_count(2)
+    await expect(groups.locator(".g-kind")).to_have_text(["Leak", "Threshold"])
+    await expect(groups.filter(has_text="Leak").locator(".g-count")).to_have_text("1")
+    await shoot(page, "15-alerts-grouped")
+    await page.set_viewport_size(PHONE)
+    await shoot(page, "15-alerts-grouped-phone")
+    await page.set_viewport_size(LAPTOP)
+
+    # Select the threshold group and the leak alert, then acknowledge all three at once.
+    await page.get_by_label("Select the threshold alerts of Grouped Gulch Pad").check()
+    leak = page.locator("#alert-list > li").filter(has_text="Leak:")
+    await leak.get_by_role("checkbox").check()
+    await expect(page.locator("#alerts-picked")).to_have_text(
+        "1 alert and 1 group selected (3 open alerts)"
+    )
+    await page.get_by_role("button", name="Acknowledge 3 selected…").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog.get_by_role("heading")).to_have_text("Acknowledge alerts")
+    await dialog.get_by_label("Token", exact=True).fill(ADMIN_TOKEN)
+    await dialog.get_by_role("button", name="Continue").click()
+    await expect(page.locator(".notice-ok")).to_contain_text("3 alerts acknowledged (audit #")
+    await expect(page.locator("#alert-list > li")).to_have_count(0)
+    await expect(page.get_by_text("No alerts to group.")).to_be_visible()
+    assert await site_alerts(http, sid, "open") == []
+    acked = await site_alerts(http, sid, "acknowledged")
+    assert sorted(a["acknowledged_by"] for a in acked) == ["dev"] * 3
+    audit = await http.get(
+        "/v1/ops/audit",
+        params={"action": "alerts.ack"},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+    )
+    assert sorted(e["affected"] for e in audit.json()["items"][:2]) == [1, 2]

@@ -1,5 +1,6 @@
-// Alerts as people read them (kind-specific text), and acknowledging one with an operator
-// token (asked for once, like the queue's replay; POST /v1/alerts/{id}/ack is audited).
+// Alerts as people read them (kind-specific text), and acknowledging them with an operator
+// token (asked for once, like the queue's replay): one (POST /v1/alerts/{id}/ack) or many
+// (POST /v1/alerts/ack, by ids or by site and kind); both audited.
 
 import { ApiError, request } from "./api.js";
 import { badge, h } from "./dom.js";
@@ -64,25 +65,48 @@ export function ackedText(a) {
 }
 
 /**
- * Acknowledge an alert with an operator token (asked for when there is none, or when the one we
- * have is refused). Resolves to the acknowledged alert, or null when the operator cancelled.
+ * POST with an operator token (asked for when there is none, or when the one we have is
+ * refused). Resolves to the answer's body, or null when the operator cancelled.
  */
-export async function acknowledge(alert) {
+export async function operatorPost(path, body, { title, reason }) {
   let token = adminToken();
-  let reason = `Acknowledging alert #${alert.id} (${siteName(alert.site_id)}) needs the operator role or above and is audited.`;
+  let why = reason;
   for (let attempt = 0; attempt < 3; attempt += 1) {
-    if (!token) token = await askToken({ title: "Acknowledge alert", reason, needs: "operator" });
+    if (!token) token = await askToken({ title, reason: why, needs: "operator" });
     if (!token) return null;
     try {
-      const { data } = await request("POST", `/v1/alerts/${alert.id}/ack`, {
+      const { data } = await request("POST", path, {
+        body,
         headers: { Authorization: `Bearer ${token}` },
       });
       return data;
     } catch (err) {
       if (!(err instanceof ApiError) || (err.status !== 401 && err.status !== 403)) throw err;
-      reason = `That token was refused (${err.problem.title}). ${reason}`;
+      why = `That token was refused (${err.problem.title}). ${reason}`;
       token = "";
     }
   }
   return null;
 }
+
+/** Acknowledge one alert (POST /v1/alerts/{id}/ack, audited); null when cancelled. */
+export async function acknowledge(alert) {
+  return operatorPost(`/v1/alerts/${alert.id}/ack`, undefined, {
+    title: "Acknowledge alert",
+    reason: `Acknowledging alert #${alert.id} (${siteName(alert.site_id)}) needs the operator role or above and is audited.`,
+  });
+}
+
+/**
+ * Acknowledge many open alerts at once (POST /v1/alerts/ack, audited): body { alert_ids } or
+ * { site_id, kind } (a group). Resolves to { acknowledged, alert_ids, audit }, or null.
+ */
+export async function acknowledgeMany(body, what) {
+  return operatorPost("/v1/alerts/ack", body, {
+    title: "Acknowledge alerts",
+    reason: `Acknowledging ${what} needs the operator role or above and is audited.`,
+  });
+}
+
+export const KINDS = Object.keys(KIND);
+export const kindLabel = (kind) => (KIND[kind] || { label: kind }).label;

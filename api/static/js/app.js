@@ -16,6 +16,7 @@ import * as queueView from "./views/queue.js";
 import * as reportView from "./views/report.js";
 import * as siteView from "./views/site.js";
 import * as sitesView from "./views/sites.js";
+import * as subscriptionsView from "./views/subscriptions.js";
 
 const main = document.getElementById("main");
 const banner = document.getElementById("banner");
@@ -48,6 +49,7 @@ function parseHash() {
   }
   if (parts[0] === "queue") return { name: "queue", module: queueView, params };
   if (parts[0] === "audit") return { name: "audit", module: auditView, params };
+  if (parts[0] === "subscriptions") return { name: "subscriptions", module: subscriptionsView, params };
   if (parts[0] === "ingest") return { name: "ingest", module: ingestView, params };
   return { name: "sites", module: sitesView, params };
 }
@@ -57,7 +59,7 @@ function route({ remount = false } = {}) {
   const key = `${next.name}:${JSON.stringify(next.params)}`;
   if (current && current.key === key && !remount) return;
   if (current) current.view.unmount?.();
-  const section = next.name === "site" || next.name === "report" ? "sites" : next.name;
+  const section = next.name === "site" || next.name === "report" ? "sites" : next.name === "subscriptions" ? "queue" : next.name;
   for (const link of document.querySelectorAll("nav.primary a")) {
     const active = link.dataset.route === section;
     if (active) link.setAttribute("aria-current", "page");
