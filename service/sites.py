@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from functools import lru_cache
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 import msgspec
+from msgspec import Meta
 
 from domain.co2e import Gwp, gwp, t_co2e
 from domain.limits import LimitStatus, limit_status, percent_of_limit
+from domain.projection import project_year
 from domain.roles import Actor
 from domain.sites import metadata_errors, name_errors
 from service import audit
@@ -20,6 +24,25 @@ from service.infra.db import valid_id
 from service.infra.errors import DuplicateSiteName, InvalidInput, SiteNotFound
 
 DEFAULT_GWP = gwp("AR6-fossil")
+# Metadata keys a site may name its IANA time zone under (the dashboard's "site zone" option).
+ZONE_KEYS = ("timezone", "time_zone", "tz")
+
+DeadCount = Annotated[int, Meta(ge=0, description="Dead-lettered, not yet replayed")]
+ProjectedKg = Annotated[
+    float,
+    Meta(
+        ge=0,
+        description="kg CH4 by 31 December at the year-to-date average pace: year_kg / f, f the "
+        "elapsed fraction of the UTC year (taken to the minute)",
+    ),
+]
+ExceedanceAt = Annotated[
+    datetime | None,
+    Meta(
+        description="When the year-to-date pace reaches the limit: 1 January + elapsed * "
+        "limit / year_kg; null when already exceeded or not reached this year",
+    ),
+]
 
 
 class SiteView(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,11 +66,24 @@ class SiteView(msgspec.Struct, frozen=True, kw_only=True):
     year_t_co2e: float
     gwp: Gwp
     reporting_interval_s: int
+    dead_events: DeadCount = 0
+    dead_deliveries: Annotated[
+        int, Meta(ge=0, description="Webhook deliveries of this site's events, dead-lettered")
+    ] = 0
+    projected_year_kg: ProjectedKg = 0.0
+    projected_year_t_co2e: float = 0.0
+    projected_exceedance_at: ExceedanceAt = None
+    time_zone: Annotated[
+        str | None,
+        Meta(description="The IANA zone named by metadata timezone, time_zone or tz, if valid"),
+    ] = None
 
 
 def _view(row: asyncpg.Record, now: datetime, factor: Gwp) -> SiteView:
     year_kg, limit = row["year_kg"], row["emission_limit_kg"]
     last = row["last_reading_at"]
+    # To the minute: the projection moves slowly, and a list polled every 2 s keeps its ETag.
+    projection = project_year(year_kg, limit, now.replace(second=0, microsecond=0))
     return SiteView(
         id=row["id"],
         name=row["name"],
@@ -67,7 +103,30 @@ def _view(row: asyncpg.Record, now: datetime, factor: Gwp) -> SiteView:
         year_t_co2e=t_co2e(year_kg, factor.factor),
         gwp=factor,
         reporting_interval_s=row["reporting_interval_s"],
+        dead_events=row["dead_events"],
+        dead_deliveries=row["dead_deliveries"],
+        projected_year_kg=projection.year_end_kg,
+        projected_year_t_co2e=t_co2e(projection.year_end_kg, factor.factor),
+        projected_exceedance_at=projection.exceedance_at,
+        time_zone=_zone(row["metadata"]),
     )
+
+
+def _zone(metadata: dict[str, Any]) -> str | None:
+    for key in ZONE_KEYS:
+        name = metadata.get(key)
+        if isinstance(name, str) and _valid_zone(name):
+            return name
+    return None
+
+
+@lru_cache(maxsize=256)
+def _valid_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 async def create_site(

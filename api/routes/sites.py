@@ -14,6 +14,7 @@ from litestar.params import FromPath, QueryParameter
 
 from api.auth import caller, requires
 from api.decode import body_operation, decode_json
+from api.etag import NOT_MODIFIED, conditional, tag
 from api.ranges import hourly_range
 from api.schemas import HourlySeries, HourOut, SiteCreate, SiteOut, SitePage, SitePatch
 from api.staleness import RequestReads
@@ -55,30 +56,37 @@ class SitesController(Controller):
             )
         return Response(site, status_code=201, headers={"Location": f"/v1/sites/{site.id}"})
 
-    @get(operation_id="listSites", opt=requires("viewer"))
+    @get(operation_id="listSites", opt=requires("viewer"), responses=NOT_MODIFIED)
     async def list_sites(
         self,
+        request: Request[Any, Any, Any],
         reads: NamedDependency[RequestReads],
         settings: NamedDependency[Settings],
         after: Annotated[
             int, QueryParameter(ge=0, le=db.MAX_ID, description="Cursor: last id seen")
         ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
-    ) -> SitePage:
+    ) -> Response[SitePage]:
+        """Polled by the dashboard: send the ETag back as If-None-Match for a 304 while
+        nothing but the clock moved (freshness_s grows by the time since the 200)."""
         async with reads.connection() as conn:
             views = await sites.list_sites(conn, after=after, limit=limit, factor=settings.gwp)
         items = list(views)
-        return SitePage(items=items, next_after=items[-1].id if len(items) == limit else None)
+        page = SitePage(items=items, next_after=items[-1].id if len(items) == limit else None)
+        return conditional(request, page, tag([_stable(v) for v in items]))
 
-    @get("/{site_id:int}", operation_id="getSite", opt=requires("viewer"))
+    @get("/{site_id:int}", operation_id="getSite", opt=requires("viewer"), responses=NOT_MODIFIED)
     async def get_site(
         self,
+        request: Request[Any, Any, Any],
         site_id: FromPath[int],
         reads: NamedDependency[RequestReads],
         settings: NamedDependency[Settings],
-    ) -> SiteOut:
+    ) -> Response[SiteOut]:
+        """With an ETag, as the list has."""
         async with reads.connection() as conn:
-            return await sites.get_site(conn, site_id=site_id, factor=settings.gwp)
+            site = await sites.get_site(conn, site_id=site_id, factor=settings.gwp)
+        return conditional(request, site, tag(_stable(site)))
 
     @patch(
         "/{site_id:int}",
@@ -130,6 +138,11 @@ class SitesController(Controller):
             gwp=factor,
             truncated=span.truncated,
         )
+
+
+def _stable(site: SiteOut) -> SiteOut:
+    """The site without its one clock-derived field, for the ETag."""
+    return msgspec.structs.replace(site, freshness_s=None)
 
 
 def _instant(description: str, *, name: str) -> Any:

@@ -114,6 +114,7 @@ async def test_threshold_and_leak_alerts_are_listed_in_words_and_acknowledged_fr
     await page.goto(f"{stack.url}/#/sites/{sid}")
     card = page.locator("#site-alerts-card")
     await expect(card.get_by_role("heading", name="Open alerts")).to_be_visible()
+    await card.locator("summary").click()  # collapsed, so the chart stays above the fold
     await expect(card.locator("li")).to_have_count(2)
     await shoot(page, "07-alerts-site")
     await (

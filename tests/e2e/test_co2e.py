@@ -93,4 +93,4 @@ async def test_co2e_switch_shows_tonnes_co2e_with_the_factor_and_persists(
 
 def _kg(kg: float) -> str:
     """Above a tonne the dashboard writes kg CH4 as t, with the same digits as t CO2e."""
-    return tonnes(kg / 1000, " t")
+    return tonnes(kg / 1000, " t CH₄")

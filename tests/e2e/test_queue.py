@@ -107,7 +107,7 @@ async def test_dead_event_is_listed_then_replayed_from_the_page_after_the_fix(
     # The worker applies it: the site's totals now include the batch.
     await page.goto(f"{stack.url}/#/sites/{sid}")
     await expect(page.locator("[data-tile='Readings'] .tile-value")).to_have_text("6")
-    await expect(page.locator("[data-tile='Lifetime'] .tile-value")).to_have_text("42 kg")
+    await expect(page.locator("[data-tile='Lifetime'] .tile-value")).to_have_text("42 kg CH₄")
     await expect(page.locator("table.batches-table .state").first).to_have_text("Applied")
 
 

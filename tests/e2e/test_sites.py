@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import LAPTOP, PHONE, shoot
@@ -137,7 +138,7 @@ async def test_keyboard_reaches_every_page_and_focus_follows_the_page(
 
 def _tonnes(site: dict[str, Any]) -> str:
     t = site["lifetime_kg"] / 1000
-    return f"{t:.3f}".rstrip("0").rstrip(".") + " t"
+    return f"{t:.3f}".rstrip("0").rstrip(".") + " t CH₄"
 
 
 async def test_a_site_gone_quiet_has_a_stale_alert_in_words(
@@ -154,3 +155,105 @@ async def test_a_site_gone_quiet_has_a_stale_alert_in_words(
     await expect(item.locator(".badge")).to_have_text("Stale")
     await expect(item.locator(".alert-detail")).to_contain_text("Quiet for more than 6")
     await expect(item.locator(".alert-site")).to_have_text("Delaware Basin Pad 7")
+
+
+async def test_unknown_site_says_not_found_and_shows_no_figures(
+    page: Page, stack: ApiProcess
+) -> None:
+    await page.goto(f"{stack.url}/#/sites/987654321")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Site not found")
+    await expect(page.locator(".page-head")).to_contain_text("No site has id 987654321")
+    # Nothing that would read as a quiet, healthy site: no tiles, no chart, no "no alerts".
+    await expect(page.locator(".site-content")).to_be_hidden()
+    await expect(page.get_by_text("No open alerts")).to_be_hidden()
+    await expect(page.locator(".tag-stale")).to_be_hidden()
+    await shoot(page, "02-site-not-found")
+
+
+async def test_a_site_with_dead_work_shows_it_on_the_list_and_its_page(
+    page: Page, stack: ApiProcess, seed: Any, db: asyncpg.Connection
+) -> None:
+    site = await seed.site("Dead Letter Pad 9", 5000)
+    await db.execute(
+        "INSERT INTO outbox (event_type, site_id, payload, attempts, last_error, dead_at)"
+        " VALUES ('measurements.accepted', $1, '{}', 2, 'boom', now())",
+        site["id"],
+    )
+    await page.goto(f"{stack.url}/#/sites?status=dead")
+    badge = row(page, "Dead Letter Pad 9").locator(".dead-badge")
+    await expect(badge).to_have_text("1 dead event")
+    await expect(badge).to_have_attribute("href", f"#/queue?site={site['id']}&status=dead")
+    await expect(page.get_by_label("Status", exact=True)).to_have_value("dead")
+    await expect(row(page, "Permian Pad 14")).to_have_count(0)
+    await shoot(page, "01-sites-dead")
+
+    await page.goto(f"{stack.url}/#/sites/{site['id']}")
+    banner = page.locator(".dead-banner")
+    await expect(banner).to_contain_text("1 dead event for this site.")
+    await expect(banner.get_by_role("link")).to_have_attribute(
+        "href", f"#/queue?site={site['id']}&status=dead"
+    )
+    await shoot(page, "02-site-dead-banner", full_page=False)
+
+
+async def test_sites_filter_and_sort_and_the_chart_range_live_in_the_url(
+    page: Page, stack: ApiProcess, fleet: dict[str, dict[str, Any]]
+) -> None:
+    await page.goto(f"{stack.url}/#/sites")
+    await page.get_by_label("Filter", exact=True).fill("pad")
+    await page.get_by_role("button", name="Lifetime").click()
+    await expect(page).to_have_url(f"{stack.url}/#/sites?q=pad&sort=lifetime&dir=desc")
+    # A shared link opens the same view.
+    other = await page.context.new_page()
+    await other.goto(f"{stack.url}/#/sites?q=bravo&status=warning")
+    await expect(other.get_by_label("Filter", exact=True)).to_have_value("bravo")
+    await expect(other.locator("table.sites-table tbody tr")).to_have_count(1)
+    await other.close()
+
+    site = fleet["Bravo Compressor Station"]
+    await page.goto(f"{stack.url}/#/sites/{site['id']}?range=7d")
+    await expect(page.get_by_role("radio", name="7 d")).to_be_checked()
+    await page.get_by_role("radio", name="30 d").check()
+    await expect(page).to_have_url(f"{stack.url}/#/sites/{site['id']}?range=30d")
+
+
+async def test_site_page_projects_the_year_end_and_times_follow_the_zone_switch(
+    page: Page, stack: ApiProcess, fleet: dict[str, dict[str, Any]]
+) -> None:
+    site = fleet["Bravo Compressor Station"]  # 84 % of its limit so far
+    await page.goto(f"{stack.url}/#/sites/{site['id']}")
+    tile = page.locator("[data-tile='Projected year end']")
+    await expect(tile.locator(".tile-value")).to_contain_text("t CH₄")
+    # Whether 84 % so far reaches the limit by 31 December depends on today's date.
+    expected = (
+        "stays under the limit at this pace"
+        if site["projected_exceedance_at"] is None
+        else re.compile(r"^exceeds the limit \d{4}-\d\d-\d\d \d\d:\d\d UTC$")
+    )
+    await expect(tile.locator(".tile-sub")).to_have_text(expected)
+    assert "average pace" in (await tile.get_attribute("title") or "")
+    await expect(page.locator("[data-tile='Last reading'] .tile-sub")).to_contain_text("UTC")
+
+    zone = page.get_by_label("Times", exact=True)
+    await zone.select_option("local")
+    # The test browser runs in UTC unless told otherwise; the label then names its zone.
+    await expect(page.locator("#footer-zone")).to_contain_text("Times in")
+    await zone.select_option("utc")
+    await expect(page.locator("#footer-zone")).to_have_text("All times UTC")
+    assert await page.evaluate("localStorage.getItem('emissions.zone')") == "utc"
+
+
+async def test_phone_limit_meter_has_height_and_a_name_before_data(
+    page: Page, stack: ApiProcess, fleet: dict[str, dict[str, Any]]
+) -> None:
+    site = fleet["Permian Pad 14"]
+    await page.set_viewport_size(PHONE)
+    await page.route("**/v1/sites/*", lambda route: None)  # never answers: stays loading
+    await page.goto(f"{stack.url}/#/sites/{site['id']}")
+    meter = page.get_by_role("meter")
+    await expect(meter).to_have_attribute("aria-valuenow", "0")
+    await expect(meter).to_have_attribute("aria-label", re.compile("loading"))
+    await expect(page.locator(".tag-stale")).to_be_hidden()
+    box = await meter.bounding_box()
+    assert box is not None
+    assert box["height"] >= 8

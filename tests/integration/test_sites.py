@@ -31,6 +31,12 @@ SITE_FIELDS = {
     "year_t_co2e",
     "gwp",
     "reporting_interval_s",
+    "dead_events",
+    "dead_deliveries",
+    "projected_year_kg",
+    "projected_year_t_co2e",
+    "projected_exceedance_at",
+    "time_zone",
 }
 
 

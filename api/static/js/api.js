@@ -49,30 +49,55 @@ export async function request(method, path, { body, headers = {}, timeoutMs = TI
       data = null;
     }
   }
-  if (!response.ok) {
+  if (!response.ok && response.status !== 304) {
     const problem = type.includes("problem+json") || (data && data.title) ? data : null;
     throw new ApiError(response.status, problem);
   }
   return { status: response.status, headers: response.headers, data };
 }
 
-/** A read. Reads are open in development; in production they need the operator's token. */
-export async function get(path) {
+// Polled reads with an ETag (the sites list, a site): the last body and its tag by path, sent
+// back as If-None-Match so an unchanged answer is an empty 304 instead of the whole body again.
+const validated = new Map(); // path -> { etag, data }
+const receivedAt = new WeakMap(); // body -> Date.now() of the 200 that brought it
+
+/**
+ * A read. Reads are open in development; in production they need the operator's token.
+ * `revalidate: true` keeps the body and its ETag and answers an unchanged 304 with it.
+ */
+export async function get(path, { revalidate = false } = {}) {
   const token = adminToken();
-  return (await request("GET", path, { headers: token ? { Authorization: `Bearer ${token}` } : {} })).data;
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const kept = revalidate ? validated.get(path) : undefined;
+  if (kept) headers["If-None-Match"] = kept.etag;
+  const res = await request("GET", path, { headers });
+  if (res.status === 304 && kept) return kept.data;
+  if (res.data && typeof res.data === "object") receivedAt.set(res.data, Date.now());
+  const etag = res.headers.get("etag");
+  if (revalidate && etag) validated.set(path, { etag, data: res.data });
+  return res.data;
+}
+
+/** Seconds since the 200 that brought this body (0 when unknown): what to add to its clock fields. */
+export function ageOf(data) {
+  const at = data && typeof data === "object" ? receivedAt.get(data) : undefined;
+  return at === undefined ? 0 : Math.max(0, (Date.now() - at) / 1000);
 }
 
 /** Every page of a keyset-paged list (`items` + a cursor field), up to `maxPages`. */
-export async function getAll(path, cursorParam, cursorField, maxPages = 20) {
+export async function getAll(path, cursorParam, cursorField, maxPages = 20, { revalidate = false } = {}) {
   const items = [];
   let url = path;
+  let oldest = Infinity;
   for (let i = 0; i < maxPages; i += 1) {
-    const page = await get(url);
+    const page = await get(url, { revalidate });
+    oldest = Math.min(oldest, receivedAt.get(page) ?? Date.now());
     items.push(...page.items);
     const next = page[cursorField];
     if (next === null || next === undefined) break;
     url = `${path}${path.includes("?") ? "&" : "?"}${cursorParam}=${next}`;
   }
+  receivedAt.set(items, Number.isFinite(oldest) ? oldest : Date.now());
   return items;
 }
 

@@ -3,7 +3,7 @@
 
 import { ApiError, Unreachable, get } from "./api.js";
 import { fill, h, setText } from "./dom.js";
-import { clock, count, duration, plural } from "./format.js";
+import { browserZone, count, duration, onZoneChange, plural, setZoneMode, zoneMode, zonedClock } from "./format.js";
 import { applyRoles } from "./roles.js";
 import { adminToken, askToken, identity, onIdentityChange, refreshIdentity } from "./token.js";
 import { POLL_MS, WORKER_STALE_S, recordQueue, store, workerProblem } from "./store.js";
@@ -79,26 +79,36 @@ function route({ remount = false } = {}) {
   poll();
 }
 
-async function tick() {
-  let reachable = true;
+/** The queue snapshot for the header and banner; false when the API did not answer. */
+async function readQueue() {
   try {
     const q = await get("/v1/ops/queue");
     store.queue = q;
     store.queueError = null;
     recordQueue(q);
   } catch (err) {
-    if (err instanceof Unreachable) reachable = false;
-    else store.queueError = err;
+    if (err instanceof Unreachable) return false;
+    store.queueError = err;
   }
-  if (reachable) reachable = await countAlerts();
-  if (reachable && current?.view.refresh) {
-    try {
-      await current.view.refresh();
-    } catch (err) {
-      if (err instanceof Unreachable) reachable = false;
-      else console.error(err); // views show their own API errors inline
-    }
+  return true;
+}
+
+/** The page's own reads; false when the API did not answer. */
+async function refreshView() {
+  if (!current?.view.refresh) return true;
+  try {
+    await current.view.refresh();
+  } catch (err) {
+    if (err instanceof Unreachable) return false;
+    console.error(err); // views show their own API errors inline
   }
+  return true;
+}
+
+async function tick() {
+  // In parallel: one round trip per tick, not one per read (first paint waits for the slowest).
+  const answers = await Promise.all([readQueue(), countAlerts(), refreshView()]);
+  const reachable = answers.every(Boolean);
   if (reachable) {
     store.apiUp = true;
     store.apiDownSince = null;
@@ -159,12 +169,12 @@ export async function poll() {
 function renderStatus() {
   const messages = [];
   if (!store.apiUp) {
-    const since = store.apiDownSince ? clock(store.apiDownSince) : "";
-    const last = store.lastOkAt ? ` Showing data from ${clock(store.lastOkAt)} UTC.` : "";
+    const since = store.apiDownSince ? zonedClock(store.apiDownSince) : "";
+    const last = store.lastOkAt ? ` Showing data from ${zonedClock(store.lastOkAt)}.` : "";
     messages.push({
       tone: "danger",
       title: "API unreachable",
-      text: `No answer from the API since ${since} UTC.${last} Retrying every ${POLL_MS / 1000} s.`,
+      text: `No answer from the API since ${since}.${last} Retrying every ${POLL_MS / 1000} s.`,
     });
   } else if (store.queueError instanceof ApiError && store.queueError.status === 401) {
     messages.push({
@@ -215,7 +225,7 @@ function renderStatus() {
 
   if (store.apiUp) {
     live.className = "pill pill-ok";
-    setText(live, `Live · ${clock(store.lastOkAt)} UTC`);
+    setText(live, `Live · ${zonedClock(store.lastOkAt)}`);
   } else {
     live.className = "pill pill-danger";
     setText(live, "Offline");
@@ -268,7 +278,29 @@ onUnitChange((on) => {
 });
 window.addEventListener("storage", (e) => {
   if (e.key === "emissions.unit") setCo2e(e.newValue === "co2e"); // another tab switched
+  if (e.key === "emissions.zone") setZoneMode(e.newValue);
 });
+// Times in UTC, the browser's zone, or the site's own zone (where its metadata names one).
+const zoneSelect = document.getElementById("zone-select");
+const footerZone = document.getElementById("footer-zone");
+function renderZone() {
+  if (zoneSelect) {
+    zoneSelect.value = zoneMode();
+    const local = zoneSelect.querySelector("option[value='local']");
+    if (local) local.textContent = `Local (${browserZone()})`;
+  }
+  if (footerZone) {
+    const mode = zoneMode();
+    footerZone.textContent = mode === "utc" ? "All times UTC" : mode === "local" ? `Times in ${browserZone()}` : "Times in the site's zone (UTC where it names none)";
+  }
+}
+zoneSelect?.addEventListener("change", () => setZoneMode(zoneSelect.value));
+onZoneChange(() => {
+  renderZone();
+  route({ remount: true });
+  renderStatus();
+});
+renderZone();
 window.addEventListener("hashchange", () => route());
 document.addEventListener("visibilitychange", () => {
   if (!document.hidden) poll();

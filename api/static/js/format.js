@@ -1,5 +1,6 @@
-// Numbers with units, durations and times. Every time on the dashboard is UTC, like the API's
-// hour buckets and the calendar year that limits are counted in.
+// Numbers with units, durations and times. Times are UTC by default, like the API's hour
+// buckets and the calendar year that limits are counted in; the header's zone switch shows
+// them in the browser's zone or the site's own (an IANA zone its metadata names) instead.
 
 const LOCALE = "en-US";
 const nf = (digits) =>
@@ -84,19 +85,121 @@ export function ago(s) {
 
 const pad = (n) => String(n).padStart(2, "0");
 
-/** "2026-11-27 16:05:09 UTC" (or without seconds). */
+// ---- the time zone times are shown in: "utc", "local" (the browser's) or "site" -------------
+const ZONE_KEY = "emissions.zone";
+const ZONE_MODES = ["utc", "local", "site"];
+const zoneListeners = new Set();
+let zoneModeNow = loadZoneMode();
+let siteZoneNow = null; // the IANA zone of the site on screen, if it names one
+
+function loadZoneMode() {
+  try {
+    const v = localStorage.getItem(ZONE_KEY);
+    return ZONE_MODES.includes(v) ? v : "utc";
+  } catch {
+    return "utc";
+  }
+}
+
+export function zoneMode() {
+  return zoneModeNow;
+}
+
+export function setZoneMode(mode) {
+  zoneModeNow = ZONE_MODES.includes(mode) ? mode : "utc";
+  try {
+    localStorage.setItem(ZONE_KEY, zoneModeNow);
+  } catch {
+    // storage disabled: this page only
+  }
+  for (const fn of zoneListeners) fn(zoneModeNow);
+}
+
+export function onZoneChange(fn) {
+  zoneListeners.add(fn);
+  return () => zoneListeners.delete(fn);
+}
+
+/** The browser's own IANA zone ("Europe/Berlin"). */
+export function browserZone() {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+}
+
+/** A page showing one site sets its zone (null when it names none, or on leaving). */
+export function setSiteZone(zone) {
+  siteZoneNow = zone && validZone(zone) ? zone : null;
+}
+
+export function siteZone() {
+  return siteZoneNow;
+}
+
+function validZone(zone) {
+  try {
+    new Intl.DateTimeFormat(LOCALE, { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The IANA zone times are shown in now, or null for UTC ("site" without a site zone is UTC). */
+export function activeZone() {
+  if (zoneModeNow === "local") return browserZone();
+  if (zoneModeNow === "site") return siteZoneNow;
+  return null;
+}
+
+const zoneFormats = new Map();
+function partsIn(d, zone) {
+  let f = zoneFormats.get(zone);
+  if (!f) {
+    f = new Intl.DateTimeFormat(LOCALE, {
+      timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+    });
+    zoneFormats.set(zone, f);
+  }
+  return Object.fromEntries(f.formatToParts(d).map((p) => [p.type, p.value]));
+}
+
+/** The label of the zone times are shown in: "UTC", or a short name such as "CST" or "GMT+1". */
+export function zoneLabel(at = new Date()) {
+  const zone = activeZone();
+  return zone ? partsIn(at, zone).timeZoneName : "UTC";
+}
+
+
+/** "2026-11-27 16:05:09 UTC" (or without seconds); in the chosen zone, with its label. */
 export function utc(value, { seconds = true, zone = true } = {}) {
   if (!value) return "—";
   const d = value instanceof Date ? value : new Date(value);
+  const tz = activeZone();
+  if (tz) {
+    const p = partsIn(d, tz);
+    let time = `${p.hour}:${p.minute}`;
+    if (seconds) time += `:${p.second}`;
+    return `${p.year}-${p.month}-${p.day} ${time}${zone ? ` ${p.timeZoneName}` : ""}`;
+  }
   const date = `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
   let time = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
   if (seconds) time += `:${pad(d.getUTCSeconds())}`;
   return `${date} ${time}${zone ? " UTC" : ""}`;
 }
 
+/** An alias of utc() for new code: the time in the chosen zone, labelled. */
+export const when = utc;
+
+/** "16:05:09", always UTC (callers append "UTC"); zonedClock() follows the zone switch. */
 export function clock(value) {
   const d = value instanceof Date ? value : new Date(value);
   return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+}
+
+/** "16:05:09 CET": the clock time in the chosen zone, with its label. */
+export function zonedClock(value) {
+  const d = value instanceof Date ? value : new Date(value);
+  return utc(d).slice(11);
 }
 
 /** A window of readings: "2026-11-27 10:00 → 10:45 UTC" (the date once when it is one day). */
@@ -104,8 +207,9 @@ export function window(first, last) {
   if (!first) return "—";
   const a = utc(first, { seconds: false, zone: false });
   const b = utc(last || first, { seconds: false, zone: false });
-  if (a === b) return `${a} UTC`;
-  return a.slice(0, 10) === b.slice(0, 10) ? `${a} → ${b.slice(11)} UTC` : `${a} → ${b} UTC`;
+  const label = zoneLabel(new Date(first));
+  if (a === b) return `${a} ${label}`;
+  return a.slice(0, 10) === b.slice(0, 10) ? `${a} → ${b.slice(11)} ${label}` : `${a} → ${b} ${label}`;
 }
 
 export function shortId(id) {

@@ -71,9 +71,15 @@ export function gwpLabel(gwp) {
  * figure when it has one; otherwise computed from kg with `gwp`).
  */
 export function amount(kg, { t, gwp } = {}) {
-  if (!co2e) return mass(kg);
+  if (!co2e) return ch4(kg);
   const value = t ?? toCo2e(kg, gwp);
   return value === null ? mass(kg) : tonnes(value);
+}
+
+/** kg CH₄ that cannot be read as CO₂e: "850 kg CH₄", "12.5 t CH₄". */
+export function ch4(kg) {
+  const text = mass(kg);
+  return text === "—" ? text : `${text} CH₄`;
 }
 
 /** Unit name for notes and headings. */

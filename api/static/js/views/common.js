@@ -4,7 +4,7 @@ import { describe } from "../api.js";
 import { badge, h, setText } from "../dom.js";
 import { ago, mass, percent, utc } from "../format.js";
 import { SITE_STALE_S } from "../store.js";
-import { co2eOn, gwpLabel, tonnes, toCo2e } from "../units.js";
+import { ch4, co2eOn, gwpLabel, tonnes, toCo2e } from "../units.js";
 
 const STATUS_TONE = { ok: "ok", warning: "warning", exceeded: "danger" };
 const STATUS_TEXT = { ok: "OK", warning: "Warning", exceeded: "Exceeded" };
@@ -32,7 +32,10 @@ export function limitBar() {
   const el = h(
     "div",
     { class: "limit" },
-    h("div", { class: "bar", role: "meter", "aria-valuemin": "0", "aria-valuemax": "100" }, fillEl,
+    // A meter has its name and a value before data arrives (axe: aria-meter-name, and a
+    // screen reader hears "loading", not a silent 0).
+    h("div", { class: "bar", role: "meter", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": "0",
+      "aria-valuetext": "loading", "aria-label": "Year to date against the annual limit: loading" }, fillEl,
       h("span", { class: "bar-mark", title: "80%: warning" })),
     h("span", { class: "limit-text" }),
   );
@@ -49,9 +52,10 @@ export function updateLimitBar(el, site) {
   const cls = `bar-fill bar-${tone}`;
   if (fillEl.className !== cls) fillEl.className = cls;
   bar.setAttribute("aria-valuenow", String(Math.round(Math.min(pct, 100))));
-  let used = mass(site.year_kg);
-  let limit = mass(site.emission_limit_kg);
-  let short = `${used} / ${limit}`;
+  bar.setAttribute("aria-valuetext", percent(pct));
+  let used = ch4(site.year_kg);
+  let limit = ch4(site.emission_limit_kg);
+  let short = `${mass(site.year_kg)} / ${limit}`;
   if (co2eOn()) {
     used = tonnes(site.year_t_co2e);
     limit = tonnes(toCo2e(site.emission_limit_kg, site.gwp));
@@ -73,7 +77,8 @@ export function updateGwpNote(el, gwp, prefix = "Figures in t CO₂e") {
 
 /** "3 min ago", with the absolute time as a tooltip and a stale tag when it is old. */
 export function freshness() {
-  return h("span", { class: "fresh" }, h("time", {}), " ", h("span", { class: "tag tag-stale" }, "stale"));
+  // The stale tag starts hidden: a page still loading is not stale.
+  return h("span", { class: "fresh" }, h("time", {}, "…"), " ", h("span", { class: "tag tag-stale", hidden: true }, "stale"));
 }
 
 export function updateFreshness(el, site) {
@@ -85,6 +90,32 @@ export function updateFreshness(el, site) {
   }
   el.querySelector(".tag-stale").hidden = !isStale(site);
   el.classList.toggle("is-stale", isStale(site));
+}
+
+/** "3 dead events · 1 dead delivery": a link to the queue filtered to the site; null when none. */
+export function deadText(site) {
+  const parts = [];
+  if (site.dead_events) parts.push(`${site.dead_events} dead event${site.dead_events === 1 ? "" : "s"}`);
+  if (site.dead_deliveries) parts.push(`${site.dead_deliveries} dead deliver${site.dead_deliveries === 1 ? "y" : "ies"}`);
+  return parts.length ? parts.join(" · ") : null;
+}
+
+export function deadHref(site) {
+  return `#/queue?site=${site.id}&status=dead`;
+}
+
+/** The list's dead badge: a link, hidden while the site has nothing dead. */
+export function deadBadge() {
+  return h("a", { class: "badge badge-danger dead-badge", hidden: true });
+}
+
+export function updateDeadBadge(el, site) {
+  const text = deadText(site);
+  el.hidden = !text;
+  if (!text) return;
+  setText(el, text);
+  el.href = deadHref(site);
+  el.setAttribute("aria-label", `${site.name}: ${text}; open the queue filtered to this site`);
 }
 
 /** An inline error block that replaces itself with nothing when the error clears. */

@@ -1,13 +1,15 @@
 // #/sites/ID: one site's figures, its emissions chart with the limit line, recent batches.
 
-import { ApiError, Unreachable, get } from "../api.js";
+import { ApiError, Unreachable, ageOf, get } from "../api.js";
 import { badge, fill, h, reconcile, setText } from "../dom.js";
-import { ago, count, mass, percent, shortId, utc, window as span } from "../format.js";
+import { ago, count, mass, percent, setSiteZone, shortId, utc, window as span } from "../format.js";
 import { rememberSites } from "../store.js";
 import { siteChart } from "../chart.js";
-import { co2eOn, tonnes, tonnesAxis, toCo2e } from "../units.js";
+import { ch4, co2eOn, tonnes, tonnesAxis, toCo2e } from "../units.js";
 import { alertRow } from "./alerts.js";
 import {
+  deadHref,
+  deadText,
   errorSlot,
   freshness,
   gwpNote,
@@ -45,6 +47,7 @@ function yearBounds(now) {
 export function mount(root, params) {
   const id = params.id;
   let range = RANGES.some((r) => r.key === params.range) ? params.range : lastRange;
+  let missing = false; // the API said 404: this id names no site
   let site = null;
   let chart = null;
   let chartKey = null;
@@ -60,7 +63,14 @@ export function mount(root, params) {
     lifetime: tile("Lifetime"),
     last: tile("Last reading"),
     readings: tile("Readings"),
+    projected: tile("Projected year end", { hint: "…" }),
   };
+  tiles.projected.el.title =
+    "At the year-to-date average pace: year to date ÷ the share of the UTC year gone. " +
+    "The limit date is when that pace reaches the limit (1 January + time gone × limit ÷ year to date).";
+  const deadBanner = h("div", { class: "notice notice-danger dead-banner", role: "status", hidden: true },
+    h("strong", { class: "dead-text" }), " ",
+    h("a", { class: "dead-link", href: `#/queue?site=${id}&status=dead` }, "Open the dead-letter queue for this site"));
   const bar = limitBar();
   tiles.ytd.sub.replaceChildren(bar);
   const fresh = freshness();
@@ -69,9 +79,11 @@ export function mount(root, params) {
   const alertList = h("ol", { class: "alert-list", id: "site-alerts", "aria-label": "Open alerts of this site" });
   const alertsEmpty = h("p", { class: "empty ok-text", hidden: true }, "No open alerts.");
   const alertNote = h("p", { class: "notice", role: "status", "aria-live": "polite", hidden: true });
-  const alertsCard = h("section", { class: "card", "aria-labelledby": "site-alerts-title", id: "site-alerts-card", hidden: true },
-    h("div", { class: "card-head" }, h("h2", { id: "site-alerts-title" }, "Open alerts"),
-      h("a", { class: "button small ghost", href: `#/alerts?status=open&site=${id}` }, "All alerts of this site")),
+  // Collapsed (a <details>) so the chart stays above the fold; the summary says how many.
+  const alertCountEl = h("span", { class: "nav-count alert-count" }, "…");
+  const alertsCard = h("details", { class: "card alerts-card", id: "site-alerts-card", hidden: true },
+    h("summary", {}, h("h2", { id: "site-alerts-title" }, "Open alerts"), " ", alertCountEl),
+    h("p", {}, h("a", { class: "button small ghost", href: `#/alerts?status=open&site=${id}` }, "All alerts of this site")),
     alertNote, alertList, alertsEmpty);
   const alerts = alertRow((done) => {
     alertNote.hidden = false;
@@ -87,7 +99,13 @@ export function mount(root, params) {
   const rangeGroup = h("div", { class: "segmented", role: "radiogroup", "aria-label": "Chart range" },
     RANGES.map((r) => h("label", { class: "seg" },
       h("input", { type: "radio", name: "range", value: r.key, checked: r.key === range,
-        onchange: () => { range = r.key; lastRange = r.key; drawChart(true); } }),
+        onchange: () => {
+          range = r.key;
+          lastRange = r.key;
+          // The range is in the URL (shareable), without a history entry or a remount.
+          history.replaceState(null, "", `#/sites/${id}?range=${r.key}`);
+          drawChart(true);
+        } }),
       h("span", {}, r.label))));
   const chartBox = h("div", { class: "chart", id: "site-chart" });
   const chartNote = h("p", { class: "chart-note muted" });
@@ -102,6 +120,19 @@ export function mount(root, params) {
         h("th", { scope: "col", class: i === 3 ? "num" : i >= 6 ? "col-opt" : "" }, t)))),
     batchBody);
 
+  // Everything but the head: hidden as a whole when the site does not exist.
+  const content = h("div", { class: "site-content" },
+    h("section", { class: "tiles", "aria-label": "Figures" }, Object.values(tiles).map((t) => t.el)),
+    h("section", { class: "card", "aria-labelledby": "chart-title" },
+      h("div", { class: "card-head" }, h("h2", { id: "chart-title" }, "Emissions"), rangeGroup),
+      chartBox, chartEmpty, chartNote),
+    alertsCard,
+    h("section", { class: "card", "aria-labelledby": "batches-title" },
+      h("div", { class: "card-head" }, h("h2", { id: "batches-title" }, "Recent batches"),
+        h("a", { class: "button", href: `#/ingest?site=${id}` }, "Send a test batch")),
+      h("p", { class: "muted small" }, "Batches that stored new readings, newest first (their outbox events). Re-sent and duplicate-only batches store nothing and are not listed."),
+      h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": "batches-title" }, batches, batchEmpty)));
+
   fill(root,
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/sites" }, "Sites"), " / ", h("span", { class: "crumb-current" }, `#${id}`)),
     h("div", { class: "page-head" },
@@ -109,28 +140,28 @@ export function mount(root, params) {
         h("a", { class: "button small", href: `#/sites/${id}/report`, id: "report-link" }, "Reports")),
       meta, note),
     errors.el,
-    h("section", { class: "tiles", "aria-label": "Figures" }, Object.values(tiles).map((t) => t.el)),
-    alertsCard,
-    h("section", { class: "card", "aria-labelledby": "chart-title" },
-      h("div", { class: "card-head" }, h("h2", { id: "chart-title" }, "Emissions"), rangeGroup),
-      chartBox, chartEmpty, chartNote),
-    h("section", { class: "card", "aria-labelledby": "batches-title" },
-      h("div", { class: "card-head" }, h("h2", { id: "batches-title" }, "Recent batches"),
-        h("a", { class: "button", href: `#/ingest?site=${id}` }, "Send a test batch")),
-      h("p", { class: "muted small" }, "Batches that stored new readings, newest first (their outbox events). Re-sent and duplicate-only batches store nothing and are not listed."),
-      h("div", { class: "table-wrap" }, batches, batchEmpty)));
+    deadBanner,
+    content);
 
   function renderSite() {
+    setSiteZone(site.time_zone);
     setText(title, site.name);
     fill(status, statusBadge(site.status));
     setText(root.querySelector(".crumb-current"), site.name);
     setText(meta, `Site #${site.id} · created ${utc(site.created_at, { seconds: false })} · limit counted per UTC calendar year ${site.year}`);
     const co2e = co2eOn();
-    setText(tiles.ytd.value, co2e ? tonnes(site.year_t_co2e) : mass(site.year_kg));
+    setText(tiles.ytd.value, co2e ? tonnes(site.year_t_co2e) : ch4(site.year_kg));
     updateLimitBar(bar, site);
-    setText(tiles.limit.value, co2e ? tonnes(toCo2e(site.emission_limit_kg, site.gwp)) : mass(site.emission_limit_kg));
-    setText(tiles.limit.sub, `${co2e ? `${mass(site.emission_limit_kg)} CH₄ · ` : ""}${percent(site.percent_of_limit)} used · status ${site.status}`);
-    setText(tiles.lifetime.value, co2e ? tonnes(site.lifetime_t_co2e) : mass(site.lifetime_kg));
+    setText(tiles.limit.value, co2e ? tonnes(toCo2e(site.emission_limit_kg, site.gwp)) : ch4(site.emission_limit_kg));
+    setText(tiles.limit.sub, `${co2e ? `${ch4(site.emission_limit_kg)} · ` : ""}${percent(site.percent_of_limit)} used · status ${site.status}`);
+    setText(tiles.lifetime.value, co2e ? tonnes(site.lifetime_t_co2e) : ch4(site.lifetime_kg));
+    renderProjection(co2e);
+    const dead = deadText(site);
+    deadBanner.hidden = !dead;
+    if (dead) {
+      setText(deadBanner.querySelector(".dead-text"), `${dead} for this site.`);
+      deadBanner.querySelector(".dead-link").href = deadHref(site);
+    }
     updateGwpNote(note, site.gwp);
     setText(tiles.lifetime.sub, "all years");
     updateFreshness(fresh, site);
@@ -139,17 +170,42 @@ export function mount(root, params) {
     document.title = `${site.name} · Emissions engine`;
   }
 
-  async function drawChart(force = false) {
-    if (!site) return;
+  function renderProjection(co2e) {
+    const projected = co2e ? tonnes(site.projected_year_t_co2e) : ch4(site.projected_year_kg);
+    setText(tiles.projected.value, projected);
+    let sub;
+    if (site.status === "exceeded") sub = "limit already exceeded";
+    else if (site.projected_exceedance_at) sub = `exceeds the limit ${utc(site.projected_exceedance_at, { seconds: false })}`;
+    else if (site.year_kg > 0) sub = "stays under the limit at this pace";
+    else sub = "no emissions this year";
+    setText(tiles.projected.sub, sub);
+    tiles.projected.el.classList.toggle("tile-danger", Boolean(site.projected_exceedance_at) || site.status === "exceeded");
+  }
+
+  /** The range asked for now: [from, to, yearStart, yearEnd] in epoch seconds. */
+  function span_() {
     const now = new Date();
-    const key = `${range}:${site.reading_count}:${site.lifetime_kg}:${site.emission_limit_kg}`;
-    if (!force && key === chartKey && Date.now() - chartAt < CHART_MAX_AGE_MS) return;
     const [yearStart, yearEnd] = yearBounds(now);
     const to = Math.ceil(now.getTime() / 1000);
     const spec = RANGES.find((r) => r.key === range);
     const from = range === "year" ? yearStart : to - spec.seconds;
+    return { now, from, to, yearStart, yearEnd };
+  }
+
+  function hourlyUrl({ from, to }) {
     const q = new URLSearchParams({ from: new Date(from * 1000).toISOString(), to: new Date(to * 1000).toISOString() });
-    const series = await get(`/v1/sites/${id}/hourly?${q}`);
+    return `/v1/sites/${id}/hourly?${q}`;
+  }
+
+  /** Draw the chart when it is due (range changed, totals moved, or a minute passed); `pre`
+   * is a series fetched in parallel with the site on the first load. */
+  async function drawChart(force = false, pre = null) {
+    if (!site) return;
+    const key = `${range}:${site.reading_count}:${site.lifetime_kg}:${site.emission_limit_kg}`;
+    if (!force && key === chartKey && Date.now() - chartAt < CHART_MAX_AGE_MS) return;
+    const w = pre ? pre.window : span_();
+    const { now, from, to, yearStart, yearEnd } = w;
+    const series = pre ? pre.series : await get(hourlyUrl(w));
     chartKey = key;
     chartAt = Date.now();
     chart?.destroy();
@@ -171,7 +227,7 @@ export function mount(root, params) {
     chartBox.dataset.unit = co2e ? "t_co2e" : "kg";
     const hoursInYear = (yearEnd - yearStart) / 3600;
     const total = hours.reduce((s, p) => s + p.total_kg, 0);
-    const unit = co2e ? "t CO₂e" : "kg";
+    const unit = co2e ? "t CO₂e" : "kg CH₄";
     const factor = co2e ? ` CO₂e with ${gwp.version.replace(/-/g, " ")} GWP100 = ${gwp.factor}.` : "";
     chartEmpty.hidden = series.hours.length > 0;
     setText(chartEmpty, "No readings in this range.");
@@ -214,7 +270,11 @@ export function mount(root, params) {
     try {
       const page = await get(`/v1/alerts?status=open&site_id=${id}&limit=20`);
       reconcile(alertList, page.items, (a) => a.id, alerts.create, alerts.update);
+      if (missing) return;
       alertsCard.hidden = false;
+      const more = page.next_before !== null && page.next_before !== undefined;
+      setText(alertCountEl, `${page.items.length}${more ? "+" : ""}`);
+      alertCountEl.classList.toggle("nav-count-zero", page.items.length === 0);
       alertList.hidden = page.items.length === 0;
       alertsEmpty.hidden = page.items.length > 0;
     } catch (err) {
@@ -225,11 +285,20 @@ export function mount(root, params) {
 
   async function refresh() {
     try {
-      const [s, events] = await Promise.all([
-        get(`/v1/sites/${id}`),
+      // One round trip: the site (ETag), its batches, its alerts and, on the first load, the
+      // chart's series all at once (later ticks fetch the series only when the totals moved).
+      const first = chartKey === null;
+      const w = first ? span_() : null;
+      const [s, events, , series] = await Promise.all([
+        get(`/v1/sites/${id}`, { revalidate: true }),
         get(`/v1/ops/outbox?site_id=${id}&event_type=${BATCH_EVENT}&limit=20`),
+        refreshAlerts(),
+        first ? get(hourlyUrl(w)) : null,
       ]);
-      site = s;
+      const lag = ageOf(s);
+      site = lag && s.freshness_s !== null ? { ...s, freshness_s: s.freshness_s + lag } : s;
+      missing = false;
+      content.hidden = false;
       rememberSites([s]);
       renderSite();
       // The outbox also carries notices (alerts raised, restatements) for subscribers: not batches.
@@ -237,18 +306,36 @@ export function mount(root, params) {
       reconcile(batchBody, batchEvents, (e) => e.id, createBatch, updateBatch);
       batches.hidden = batchEvents.length === 0;
       batchEmpty.hidden = batchEvents.length > 0;
-      await refreshAlerts();
-      await drawChart();
+      await drawChart(false, first ? { window: w, series } : null);
       errors.clear();
     } catch (err) {
       if (err instanceof Unreachable) throw err;
       if (err instanceof ApiError && err.status === 404) {
-        setText(title, `Site #${id}`);
-        setText(meta, "");
+        // Not a failed load to retry quietly: this id names no site. Say so, and show none
+        // of the figures (a dash, "no alerts" or a blank chart would read as a quiet site).
+        missing = true;
+        site = null;
+        content.hidden = true;
+        alertsCard.hidden = true;
+        deadBanner.hidden = true;
+        status.replaceChildren();
+        setText(title, "Site not found");
+        setText(meta, `No site has id ${id}. It may never have existed; check the link, or pick one from the sites list.`);
+        setText(root.querySelector(".crumb-current"), `#${id} (not found)`);
+        document.title = "Site not found · Emissions engine";
+        errors.clear();
+        return;
       }
       errors.show(`Could not load site #${id}`, err);
     }
   }
 
-  return { title: `Site #${id}`, refresh, unmount: () => chart?.destroy() };
+  return {
+    title: `Site #${id}`,
+    refresh,
+    unmount: () => {
+      chart?.destroy();
+      setSiteZone(null);
+    },
+  };
 }

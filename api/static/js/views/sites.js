@@ -1,12 +1,13 @@
 // #/sites: every site with totals, year to date against the limit, status and freshness.
 
-import { getAll } from "../api.js";
+import { ageOf, getAll } from "../api.js";
 import { fill, h, reconcile, setText } from "../dom.js";
 import { age, count, mass } from "../format.js";
 import { SITE_STALE_S, rememberSites } from "../store.js";
 import { amount, co2eOn, tonnes } from "../units.js";
 import {
   STATUS_RANK,
+  deadBadge,
   errorSlot,
   freshness,
   gwpNote,
@@ -17,11 +18,15 @@ import {
   tile,
   updateFreshness,
   updateLimitBar,
+  updateDeadBadge,
   updateStatusBadge,
 } from "./common.js";
 
-// Survives navigation: coming back to the list keeps the operator's sort and filter.
-const prefs = { sort: "status", dir: "desc", query: "", status: "all" };
+// Survives navigation: coming back to the list keeps the operator's sort and filter; the URL
+// (#/sites?q=…&status=…&sort=…&dir=…) carries them too, so a filtered list can be shared.
+const DEFAULTS = { sort: "status", dir: "desc", query: "", status: "all" };
+const prefs = { ...DEFAULTS };
+const STATUSES = ["all", "exceeded", "warning", "ok", "stale", "nodata", "dead"];
 
 const COLUMNS = [
   { key: "name", label: "Site", value: (s) => s.name.toLowerCase() },
@@ -42,12 +47,36 @@ function matches(site) {
       return isStale(site);
     case "nodata":
       return site.last_reading_at === null;
+    case "dead":
+      return site.dead_events > 0 || site.dead_deliveries > 0;
     default:
       return site.status === prefs.status;
   }
 }
 
-export function mount(root) {
+/** Prefs from the URL where it names them (a shared link), else those kept from the last visit. */
+function readParams(params) {
+  if (params.q !== undefined) prefs.query = params.q;
+  if (STATUSES.includes(params.status)) prefs.status = params.status;
+  if (COLUMNS.some((c) => c.key === params.sort)) prefs.sort = params.sort;
+  if (params.dir === "asc" || params.dir === "desc") prefs.dir = params.dir;
+}
+
+/** The URL follows the prefs without a history entry per keystroke (and without a remount). */
+function writeParams() {
+  const q = new URLSearchParams();
+  if (prefs.query) q.set("q", prefs.query);
+  if (prefs.status !== DEFAULTS.status) q.set("status", prefs.status);
+  if (prefs.sort !== DEFAULTS.sort || prefs.dir !== DEFAULTS.dir) {
+    q.set("sort", prefs.sort);
+    q.set("dir", prefs.dir);
+  }
+  const hash = `#/sites${q.toString() ? `?${q}` : ""}`;
+  if (location.hash !== hash) history.replaceState(null, "", hash);
+}
+
+export function mount(root, params = {}) {
+  readParams(params);
   let sites = null;
   const errors = errorSlot();
   const tiles = {
@@ -55,18 +84,19 @@ export function mount(root) {
     exceeded: tile("Exceeded", { hint: "≥ 100% of annual limit" }),
     warning: tile("Warning", { hint: "≥ 80% of annual limit" }),
     stale: tile("Stale", { hint: `no reading for > ${age(SITE_STALE_S)}` }),
+    dead: tile("Dead work", { hint: "sites with dead events or deliveries" }),
     ytd: tile("Year to date, all sites"),
   };
 
   const search = h("input", {
     id: "site-filter", type: "search", placeholder: "Name or id", value: prefs.query, autocomplete: "off",
-    oninput: (e) => { prefs.query = e.target.value; render(); },
+    oninput: (e) => { prefs.query = e.target.value; writeParams(); render(); },
   });
   const statusSelect = h("select", {
     id: "status-filter",
-    onchange: (e) => { prefs.status = e.target.value; render(); },
+    onchange: (e) => { prefs.status = e.target.value; writeParams(); render(); },
   },
-  [["all", "All statuses"], ["exceeded", "Exceeded"], ["warning", "Warning"], ["ok", "OK"], ["stale", "Stale"], ["nodata", "No readings"]].map(
+  [["all", "All statuses"], ["exceeded", "Exceeded"], ["warning", "Warning"], ["ok", "OK"], ["stale", "Stale"], ["nodata", "No readings"], ["dead", "Dead events or deliveries"]].map(
     ([v, t]) => h("option", { value: v, selected: prefs.status === v }, t),
   ));
   const shown = h("span", { class: "muted", "aria-live": "polite" });
@@ -93,6 +123,7 @@ export function mount(root) {
       prefs.sort = key;
       prefs.dir = key === "name" ? "asc" : "desc";
     }
+    writeParams();
     renderHead();
     render();
     headRow.querySelector(`th[aria-sort]:not([aria-sort="none"]) button`)?.focus();
@@ -102,7 +133,7 @@ export function mount(root) {
     const link = h("a", { href: `#/sites/${site.id}` });
     return h("tr", {},
       h("th", { scope: "row", class: "site-name" }, link, h("span", { class: "muted id" })),
-      h("td", { class: "status-cell" }, statusBadge(site.status)),
+      h("td", { class: "status-cell" }, statusBadge(site.status), " ", deadBadge()),
       h("td", { class: "limit-cell" }, limitBar()),
       h("td", { class: "num lifetime", dataset: { label: "Lifetime" } }),
       h("td", { class: "fresh-cell" }, freshness()),
@@ -113,6 +144,7 @@ export function mount(root) {
     setText(row.querySelector("a"), site.name);
     setText(row.querySelector(".id"), ` #${site.id}`);
     updateStatusBadge(row.querySelector(".status-cell .badge"), site.status);
+    updateDeadBadge(row.querySelector(".dead-badge"), site);
     updateLimitBar(row.querySelector(".limit"), site);
     setText(row.querySelector(".lifetime"), amount(site.lifetime_kg, { t: site.lifetime_t_co2e }));
     updateFreshness(row.querySelector(".fresh"), site);
@@ -146,6 +178,9 @@ export function mount(root) {
     setText(tiles.stale.value, count(stale));
     setText(tiles.stale.sub, `no reading for > ${age(SITE_STALE_S)}${noData ? ` · ${count(noData)} without any` : ""}`);
     tiles.stale.el.classList.toggle("tile-warning", stale > 0);
+    const dead = sites.filter((s) => s.dead_events > 0 || s.dead_deliveries > 0);
+    setText(tiles.dead.value, count(dead.length));
+    tiles.dead.el.classList.toggle("tile-danger", dead.length > 0);
     const sum = (f) => sites.reduce((total, s) => total + s[f], 0);
     const co2e = co2eOn();
     setText(tiles.ytd.value, co2e ? tonnes(sum("year_t_co2e")) : mass(sum("year_kg")));
@@ -156,11 +191,12 @@ export function mount(root) {
   }
 
   const note = gwpNote();
+  writeParams();
   renderHead();
   fill(root,
     h("div", { class: "page-head" },
       h("h1", { tabindex: "-1" }, "Sites"),
-      h("p", { class: "muted" }, "Year to date is the current UTC calendar year, against each site's annual limit."),
+      h("p", { class: "muted" }, "Year to date is the current UTC calendar year, against each site's annual limit, in kg or t of methane (CH₄) unless the header switch shows t CO₂e."),
       note),
     h("section", { class: "tiles", "aria-label": "Summary" }, Object.values(tiles).map((t) => t.el)),
     errors.el,
@@ -169,12 +205,16 @@ export function mount(root) {
         h("span", { class: "control" }, h("label", { for: "site-filter" }, "Filter"), search),
         h("span", { class: "control" }, h("label", { for: "status-filter" }, "Status"), statusSelect),
         h("span", { class: "spacer" }), shown),
-      h("div", { class: "table-wrap" }, table, empty),
+      h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Sites table (scrolls sideways)" }, table, empty),
       h("p", { class: "loading", id: "sites-loading" }, "Loading sites…")));
 
   async function refresh() {
     try {
-      sites = await getAll("/v1/sites?limit=500", "after", "next_after");
+      // ETag: an unchanged list is a 304 and the kept body; its freshness moves on by the
+      // time since that body came.
+      const items = await getAll("/v1/sites?limit=500", "after", "next_after", 20, { revalidate: true });
+      const lag = ageOf(items);
+      sites = lag ? items.map((s) => (s.freshness_s === null ? s : { ...s, freshness_s: s.freshness_s + lag })) : items;
       rememberSites(sites);
       errors.clear();
       root.querySelector("#sites-loading")?.remove();
