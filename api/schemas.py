@@ -363,6 +363,7 @@ class WorkersOut(Base):
     # More workers beat in the last 24 hours than `limit`: the least recently seen are left out.
     truncated: bool = False
 
+
 class OutboxErrorOut(Base):
     attempt: int  # 1-based; a replay starts the count again
     at: datetime
