@@ -11,7 +11,8 @@ import { errorSlot } from "./common.js";
 const LIMIT = 50;
 const ACTIONS = [
   "site.create", "site.update", "device.create", "device.revoke", "token.create", "token.revoke",
-  "alert.ack", "outbox.replay", "deliveries.replay", "subscription.create", "subscription.disable",
+  "alert.ack", "alerts.ack", "outbox.replay", "deliveries.replay", "stream.replay",
+  "subscription.create", "subscription.disable", "subscription.pause", "subscription.resume",
   "aggregates.rebuild",
 ];
 const ROLE_TONE = { viewer: "neutral", operator: "info", admin: "warning" };
