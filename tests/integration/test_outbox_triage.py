@@ -113,7 +113,6 @@ async def test_keyset_paging_walks_past_100_without_gaps_or_repeats(
         ({"batch_id": "not-a-uuid"}, "batch_id"),
         ({"request_id": "has spaces"}, "request_id"),
         ({"from": "yesterday"}, "from"),
-        ({"from": "2026-03-02T00:00:00Z", "to": "2026-03-01T00:00:00Z"}, "to"),
         ({"from": "2026-03-02T00:00:00"}, "from"),
         ({"event_type": "nope"}, "event_type"),
         ({"site_id": "0"}, "site_id"),
@@ -129,6 +128,19 @@ async def test_a_bad_filter_is_a_422_naming_it(
     assert {"in": "query", "name": name} in [
         {"in": e.get("in"), "name": e.get("name")} for e in problem["errors"]
     ]
+
+
+async def test_a_backwards_range_is_empty_as_everywhere_in_the_api(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    site = await make_site(client)
+    made = await add_events(conn, site, 3)
+    window = {"from": T0.isoformat(), "to": (T0 + timedelta(days=1)).isoformat()}
+    assert await listed(client, site_id=site, **window) == sorted(made, reverse=True)
+    backwards = {"from": window["to"], "to": window["from"]}
+    response = await client.get("/v1/ops/outbox", params={"site_id": site, **backwards})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"items": [], "next_before": None}
 
 
 async def test_detail_shows_payload_attempts_every_error_and_the_replays(
