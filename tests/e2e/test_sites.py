@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.e2e.conftest import LAPTOP, PHONE, shoot
+from tests.e2e.stack import Seeder
 from tests.harness.processes import ApiProcess
 
 STATUS_TEXT = {"ok": "OK", "warning": "Warning", "exceeded": "Exceeded"}
@@ -257,3 +258,46 @@ async def test_phone_limit_meter_has_height_and_a_name_before_data(
     box = await meter.bounding_box()
     assert box is not None
     assert box["height"] >= 8
+
+
+async def test_times_and_chart_ticks_follow_the_browser_and_the_site_zone(
+    browser: Browser, stack: ApiProcess, seed: Seeder, fleet: dict[str, dict[str, Any]]
+) -> None:
+    """Local time is the browser's zone (here Asia/Kolkata, UTC+5:30, so a half-hour offset
+    shows); the site's zone is the IANA zone its metadata names. The charts' time ticks are
+    drawn on a canvas, so the test reads the calendar fields the tick labels are made of."""
+    response = await seed.client.post(
+        "/v1/sites",
+        json={
+            "name": "Zoned Terminal (e2e)",
+            "emission_limit_kg": 1000,
+            "metadata": {"timezone": "America/Chicago"},
+        },
+        headers=seed.admin,
+    )
+    assert response.status_code == 201, response.text
+    zoned = response.json()
+    ctx = await browser.new_context(viewport=LAPTOP, locale="en-US", timezone_id="Asia/Kolkata")
+    page = await ctx.new_page()
+    probe = (
+        "import('/static/js/format.js').then((f) => {"
+        " const d = new Date('2026-01-15T12:00:00Z');"
+        " const t = f.timeParts(d); return `${f.zoneLabel(d)} ${t.hour}:${t.minute}`; })"
+    )
+    try:
+        await page.goto(f"{stack.url}/#/sites/{fleet['Bravo Compressor Station']['id']}")
+        await expect(page.locator("#main h1")).to_contain_text("Bravo")
+        assert await page.evaluate(probe) == "UTC 12:0"
+        await page.get_by_label("Times", exact=True).select_option("local")
+        await expect(page.locator("[data-tile='Last reading'] .tile-sub")).to_contain_text(
+            "GMT+5:30"
+        )
+        assert await page.evaluate(probe) == "GMT+5:30 17:30"
+
+        await page.goto(f"{stack.url}/#/sites/{zoned['id']}")
+        await expect(page.locator("#main h1")).to_contain_text("Zoned Terminal")
+        await page.get_by_label("Times", exact=True).select_option("site")
+        await expect(page.locator("#footer-zone")).to_contain_text("site's zone")
+        assert await page.evaluate(probe) == "CST 6:0"
+    finally:
+        await ctx.close()

@@ -1,10 +1,12 @@
 // uPlot wrappers (vendor/uPlot.iife.min.js, MIT): the site's emissions chart and the queue's
 // live backlog/lag chart and its history charts. Charts follow their container's width and the page's colours.
 
-import { count, duration, mass, massAxis, utc } from "./format.js";
+import { activeZone, count, duration, mass, massAxis, timeParts, utc } from "./format.js";
 
 const uPlot = window.uPlot;
-const UTC = (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC");
+// Ticks fall on the hours and days of the zone the header's switch chose (UTC by default); a
+// switch remounts the page, so the charts are rebuilt in the new zone.
+const UTC = (ts) => uPlot.tzDate(new Date(ts * 1e3), activeZone() || "Etc/UTC");
 
 function colours() {
   const css = getComputedStyle(document.documentElement);
@@ -18,16 +20,17 @@ function colours() {
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const pad = (n) => String(n).padStart(2, "0");
 
-/** Time ticks in UTC, 24-hour clock: the date is written where the day changes. */
+/** Time ticks in the chosen zone (UTC by default), 24-hour clock: the date is written where
+ * the day changes. */
 function timeValues(u, splits, axisIdx, space, incr) {
   return splits.map((ts, i) => {
-    const d = new Date(ts * 1000);
-    const day = `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]}`;
-    const hm = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
-    if (incr < 60) return `${hm}:${pad(d.getUTCSeconds())}`;
+    const t = timeParts(new Date(ts * 1000));
+    const day = `${t.day} ${MONTHS[t.month - 1]}`;
+    const hm = `${pad(t.hour)}:${pad(t.minute)}`;
+    if (incr < 60) return `${hm}:${pad(t.second)}`;
     if (incr < 86400) return hm === "00:00" || i === 0 ? `${hm}\n${day}` : hm;
     if (incr < 28 * 86400) return day;
-    return d.getUTCMonth() === 0 || i === 0 ? `${MONTHS[d.getUTCMonth()]}\n${d.getUTCFullYear()}` : MONTHS[d.getUTCMonth()];
+    return t.month === 1 || i === 0 ? `${MONTHS[t.month - 1]}\n${t.year}` : MONTHS[t.month - 1];
   });
 }
 

@@ -163,6 +163,18 @@ function partsIn(d, zone) {
   return Object.fromEntries(f.formatToParts(d).map((p) => [p.type, p.value]));
 }
 
+/** The calendar fields of `d` in the chosen zone (UTC by default), as numbers (month 1-12). */
+export function timeParts(d) {
+  const zone = activeZone();
+  if (!zone) {
+    return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(),
+      hour: d.getUTCHours(), minute: d.getUTCMinutes(), second: d.getUTCSeconds() };
+  }
+  const p = partsIn(d, zone);
+  return { year: Number(p.year), month: Number(p.month), day: Number(p.day),
+    hour: Number(p.hour), minute: Number(p.minute), second: Number(p.second) };
+}
+
 /** The label of the zone times are shown in: "UTC", or a short name such as "CST" or "GMT+1". */
 export function zoneLabel(at = new Date()) {
   const zone = activeZone();
