@@ -142,7 +142,7 @@ async def test_queue_page_works_on_an_api_without_subscriptions(
         "Webhook subscriptions are not available on this API."
     )
     await expect(page.locator("#subscriptions table")).to_be_hidden()
-    await expect(page.get_by_role("heading", name="Dead letters")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Events: triage")).to_be_visible()
     await expect(page.locator("[data-tile='pending'] .tile-value")).not_to_have_text("—")
 
 

@@ -259,7 +259,7 @@ export function mount(root, params) {
       h("div", { id: "alert-panel", role: "tabpanel", "aria-labelledby": `tab-${tab}` },
         h("section", { class: "alert-groups", "aria-labelledby": "groups-title" },
           h("h2", { id: "groups-title", class: "h3" }, "By site and kind"),
-          h("div", { class: "table-wrap" }, groupTable, groupEmpty), groupMore),
+          h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": "groups-title" }, groupTable, groupEmpty), groupMore),
         tab === "open" ? h("div", { class: "toolbar ack-bar" }, pickedText, ackBtn) : null,
         h("h2", { class: "h3" }, "Newest first"),
         list, empty, more),

@@ -74,7 +74,7 @@ export function mount(root, params) {
     h("section", { class: "card", "aria-labelledby": "audit-title" },
       h("div", { class: "card-head" }, h("h2", { id: "audit-title" }, before ? `Entries before #${before}` : "Newest entries"), newer, older),
       locked,
-      h("div", { class: "table-wrap" }, table, empty),
+      h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": "audit-title" }, table, empty),
       h("p", { class: "loading", id: "audit-loading" }, "Loading the audit trail…")));
 
   async function signIn() {

@@ -268,7 +268,7 @@ export function mount(root, params) {
     h("section", { class: "card", "aria-labelledby": "ev-errors" },
       h("div", { class: "card-head" }, h("h2", { id: "ev-errors" }, "Errors")),
       h("p", { class: "muted small" }, "Every failed attempt (the last 20), oldest first; a replay starts the count again."),
-      h("div", { class: "table-wrap" }, errorsTable, noErrors)),
+      h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": "ev-errors" }, errorsTable, noErrors)),
     h("section", { class: "card", "aria-labelledby": "ev-audit" },
       h("div", { class: "card-head" }, h("h2", { id: "ev-audit" }, "Audit history")),
       h("p", { class: "muted small" }, "Replays that named this event, and filter replays (all dead of a site, type, time) made after it that its site, type and creation time match: those may have selected it."),

@@ -220,7 +220,7 @@ export function workersPanel() {
     h("div", { class: "card-head" }, h("h2", { id: "workers-title" }, "Workers")),
     h("p", { class: "muted small" }, "Worker processes seen in the last 24 hours, from their heartbeats (every second); a worker is stale after 10 s without one."),
     errors.el, loadingNote,
-    h("div", { class: "table-wrap" }, table, empty), more);
+    h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": "workers-title" }, table, empty), more);
 
   function create() {
     return h("tr", {},

@@ -131,7 +131,7 @@ export function mount(root, params) {
     h("section", { class: "card", "aria-labelledby": "periods-title" },
       h("div", { class: "card-head" }, h("h2", { id: "periods-title" }, period === "year" ? "Years" : "Months"), csvNote, csvLink),
       h("p", { class: "muted small", id: "report-explain" }),
-      h("div", { class: "table-wrap" }, table),
+      h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": "periods-title" }, table),
       h("p", { class: "loading", id: "report-loading" }, "Loading reports…")));
 
   function go(next) {

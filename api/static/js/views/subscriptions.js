@@ -40,7 +40,7 @@ export function subscriptionsPanel() {
     h("div", { class: "card-head" }, h("h2", { id: "subs-title" }, "Webhook subscriptions")),
     h("p", { class: "muted small" }, "Receivers of the events (batches accepted, alerts raised, reports restated). Each event is sent to each matching subscription at least once, retried with backoff; a delivery that fails every attempt is dead until replayed."),
     unavailable, errorEl, note,
-    h("div", { class: "table-wrap" }, table, empty));
+    h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": "subs-title" }, table, empty));
 
   function createRow(sub) {
     const toggle = h("button", { type: "button", class: "button small ghost dead-toggle", "aria-expanded": "false" }, "Dead deliveries", h("span", { class: "chev", "aria-hidden": "true" }, " ▸"));
@@ -323,7 +323,7 @@ export function mount(root, params) {
       h("div", { class: "card-head" }, h("h2", { id: "dl-title" }, before ? `Deliveries before #${before}` : "Deliveries"), newer, older),
       form,
       h("div", { class: "toolbar dl-actions" }, picked, replaySelected, replayMatching),
-      h("div", { class: "table-wrap" }, table, empty), loading));
+      h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": "dl-title" }, table, empty), loading));
 
   function renderSelection() {
     const n = selected.size;
