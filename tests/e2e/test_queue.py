@@ -198,6 +198,12 @@ async def test_filter_bar_lives_in_the_url_and_pages_past_the_newest_100(
         assert shown == sorted(ids[:30], reverse=True)
         await expect(page.get_by_role("link", name="Older →")).to_be_hidden()
         await shoot(page, "04-queue-triage-older")
+        # An event opened from this page leads back to the same filtered, paged list.
+        await items.first.locator(".ev").click()
+        await expect(page).to_have_url(re.compile(rf"#/queue/events/{shown[0]}$"))
+        await page.locator("#event-back").click()
+        await expect(page).to_have_url(re.compile(rf"site={site['id']}&.*before={ids[30]}$"))
+        await expect(items).to_have_count(30)
     finally:
         await db.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
 

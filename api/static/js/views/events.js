@@ -53,7 +53,12 @@ function whenOf(e) {
 }
 
 /** The triage panel of #/queue; `params` is the hash query. */
+// The queue page's URL (filters, page) the triage list was last shown with, so an event's
+// "← Queue" link goes back to the same list, as the browser's Back button does.
+let lastList = "#/queue";
+
 export function triagePanel(params) {
+  if (location.hash.startsWith("#/queue") && !location.hash.startsWith("#/queue/")) lastList = location.hash;
   const filters = Object.fromEntries(FILTERS.map((k) => [k, params[k] || ""]));
   if (!STATUSES.some(([v]) => v === filters.status)) filters.status = "dead";
   const before = /^\d+$/.test(params.before || "") ? params.before : "";
@@ -276,7 +281,7 @@ export function mount(root, params) {
 
   fill(root,
     h("div", { class: "page-head" },
-      h("p", {}, h("a", { href: "#/queue", id: "event-back" }, "← Queue")),
+      h("p", {}, h("a", { href: lastList, id: "event-back" }, "← Queue")),
       h("h1", { tabindex: "-1" }, `Event #${id}`)),
     errors.el, loading, body);
 
