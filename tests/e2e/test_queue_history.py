@@ -43,13 +43,14 @@ async def test_history_renders_after_a_reload_in_the_range_the_url_names(
     await seed_history(db, minutes=50)
     await page.goto(f"{stack.url}/#/queue")
     history = page.locator("#queue-history")
-    await expect(history.locator("canvas")).to_have_count(4)
+    await expect(history.locator("canvas")).to_have_count(5)
     await expect(history).to_have_attribute("data-points", re.compile(r"^[1-9][0-9]*$"))
     await expect(page.get_by_role("radio", name="1 h", exact=True)).to_be_checked()
     await expect(page.locator("#history-note")).to_contain_text("points of 10 s since")
-    for title in ("Throughput", "Lag", "Backlog", "Dead"):
+    for title in ("Throughput", "Lag", "Backlog", "Dead", "Webhook deliveries"):
         await expect(history.get_by_role("heading", name=title, exact=True)).to_be_visible()
     await expect(history.locator(".u-legend").first).to_contain_text("Processed")
+    await expect(history.locator("#history-deliveries .u-legend")).to_contain_text("Sent")
 
     await page.get_by_role("radio", name="24 h", exact=True).check()
     await expect(page).to_have_url(re.compile(r"#/queue\?range=24h$"))

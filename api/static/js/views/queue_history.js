@@ -1,5 +1,5 @@
 // The queue page's history (samples the workers record every ~10 s, kept in Postgres, so they
-// survive a reload): throughput, lag, backlog and dead over 15 min to 7 d, the range in the URL,
+// survive a reload): throughput, lag, backlog, dead and webhook deliveries over 15 min to 7 d, the range in the URL,
 // live updates appended on each poll (pausable); and the workers table from the heartbeats.
 
 import { Unreachable, get } from "../api.js";
@@ -46,6 +46,15 @@ const CHARTS = [
     id: "dead", title: "Dead",
     scales: [{ key: "events", fmt: events, min: 5 }],
     series: [{ label: "Dead-lettered", scale: "events", colour: "limit", width: 2, fmt: events, value: (p) => p.dead }],
+  },
+  {
+    id: "deliveries", title: "Webhook deliveries",
+    scales: [{ key: "rate", fmt: perMin, min: 1 }],
+    series: [
+      { label: "Sent", scale: "rate", colour: "series", fill: true, width: 2, fmt: perMin, value: (p) => rate(p, p.deliveries_sent) },
+      { label: "Failed", scale: "rate", colour: "second", dash: [5, 3], fmt: perMin, value: (p) => rate(p, p.deliveries_failed) },
+      { label: "Dead", scale: "rate", colour: "limit", fmt: perMin, value: (p) => rate(p, p.deliveries_dead) },
+    ],
   },
 ];
 
