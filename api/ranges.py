@@ -45,14 +45,11 @@ def parse_instant(name: str, text: str) -> datetime:
         return _EARLIEST if parsed.year == 1 else _LATEST
 
 
-def hourly_range(start: str | None, end: str | None, now: datetime) -> HourlyRange:
-    """[from, to): the last 24 hours unless given.
-
-    Rules no OpenAPI parameter can state are answered in a defined way, not rejected (a
-    schema-valid request is a valid request): `to` at or before `from` is an empty range, and
-    more than MAX_SPAN is clamped to the first MAX_SPAN after `from`, with `truncated` set so a
-    client continues from the `to` it got back.
-    """
+def span_or_default(
+    start: str | None, end: str | None, now: datetime, default: timedelta
+) -> tuple[datetime, datetime]:
+    """`from` and `to` parsed (every bad one in one 422); `to` defaults to now and `from` to
+    `default` before `to` (clamped to the earliest instant)."""
     errors = []
     bounds: list[datetime | None] = []
     for name, text in (("from", start), ("to", end)):
@@ -63,7 +60,19 @@ def hourly_range(start: str | None, end: str | None, now: datetime) -> HourlyRan
     if errors:
         raise InvalidParameters(errors)
     last = bounds[1] or now
-    first = bounds[0] or (last - DEFAULT_SPAN if last - _EARLIEST > DEFAULT_SPAN else _EARLIEST)
+    first = bounds[0] or (last - default if last - _EARLIEST > default else _EARLIEST)
+    return first, last
+
+
+def hourly_range(start: str | None, end: str | None, now: datetime) -> HourlyRange:
+    """[from, to): the last 24 hours unless given.
+
+    Rules no OpenAPI parameter can state are answered in a defined way, not rejected (a
+    schema-valid request is a valid request): `to` at or before `from` is an empty range, and
+    more than MAX_SPAN is clamped to the first MAX_SPAN after `from`, with `truncated` set so a
+    client continues from the `to` it got back.
+    """
+    first, last = span_or_default(start, end, now, DEFAULT_SPAN)
     if last - first > MAX_SPAN:
         return HourlyRange(first, first + MAX_SPAN, truncated=True)
     return HourlyRange(first, last, truncated=False)

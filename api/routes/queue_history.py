@@ -11,8 +11,7 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIType
 from litestar.params import QueryParameter
 
 from api.auth import requires
-from api.errors import InvalidParameters
-from api.ranges import MAX_SPAN, parse_instant
+from api.ranges import MAX_SPAN, span_or_default
 from api.schemas import QueueHistoryOut, QueuePointOut, WorkerOut, WorkersOut
 from api.staleness import RequestReads
 from service import queue_history
@@ -26,7 +25,6 @@ NICE_STEPS_S = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 
 DEFAULT_POINTS = 400
 WORKER_STALE_S = 10  # as GET /v1/ops/queue counts workers alive
 WORKERS_SINCE = timedelta(hours=24)
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 def _instant(description: str, *, name: str) -> Any:
@@ -40,17 +38,7 @@ def history_range(
     """[from, to) and the step: the last hour unless given. `to` at or before `from` is an
     empty range; a range of more than MAX_POINTS steps (or 400 days) is cut to its first ones,
     with `truncated` set, so a client continues from the `to` it got back."""
-    errors = []
-    bounds: list[datetime | None] = []
-    for name, text in (("from", start), ("to", end)):
-        try:
-            bounds.append(None if text is None else parse_instant(name, text))
-        except InvalidParameters as exc:
-            errors.extend(exc.errors)
-    if errors:
-        raise InvalidParameters(errors)
-    last = bounds[1] or now
-    first = bounds[0] or (last - DEFAULT_SPAN if last - _EARLIEST > DEFAULT_SPAN else _EARLIEST)
+    first, last = span_or_default(start, end, now, DEFAULT_SPAN)
     span = max(last - first, timedelta(0))
     if step_s is None:
         fits = [s for s in NICE_STEPS_S if span.total_seconds() / s <= DEFAULT_POINTS]
