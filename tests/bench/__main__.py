@@ -221,7 +221,7 @@ class Bench:
             log(f"{tag}: binary COPY, 4 connections")
             rows.append(
                 await copyload.copy_ceiling(
-                    url, copies, connections=4, estimate_per_s=900, meter=meter(), **base
+                    url, copies, connections=4, estimate_per_s=1100, meter=meter(), **base
                 )
             )
         if "e2e" in cfg.phases:

@@ -32,7 +32,7 @@ def combine(rounds: list[Row]) -> Row:
     last = rounds[-1]
     rates = [r.batches_per_s or 0.0 for r in rounds]
     rate, spread = median_spread([v for v in rates if math.isfinite(v)])
-    groups = {g for r in rounds for g in r.cpu}
+    groups = dict.fromkeys(g for r in rounds for g in r.cpu)  # in the order measured
     row = Row(
         last.section,
         last.case,
