@@ -31,6 +31,7 @@ import uvloop
 from deploy.ha.cluster import DB_HOSTS, HaCluster
 from tests.bench import phases, stack
 from tests.bench.batches import Timeline
+from tests.bench.rounds import median_spread
 from tests.bench.stack import BenchApi, CpuMeter, Services, children
 
 
@@ -53,14 +54,14 @@ async def cluster_groups(cluster: HaCluster) -> dict[str, list[int]]:
 
 
 def summarize(rows: list[phases.Row]) -> dict[str, Any]:
-    rates = [r.batches_per_s or 0.0 for r in rows]
-    p99s = [r.p99_ms or 0.0 for r in rows]
+    rate, rate_spread = median_spread([r.batches_per_s or 0.0 for r in rows])
+    p99, p99_spread = median_spread([r.p99_ms or 0.0 for r in rows])
     cpu = [r.cpu_ms or 0.0 for r in rows]
     return {
-        "batches_per_s": round(statistics.median(rates), 1),
-        "spread_per_s": round(max(rates) - min(rates), 1),
-        "p99_ms": round(statistics.median(p99s), 1),
-        "p99_spread_ms": round(max(p99s) - min(p99s), 1),
+        "batches_per_s": round(rate, 1),
+        "spread_per_s": round(rate_spread, 1),
+        "p99_ms": round(p99, 1),
+        "p99_spread_ms": round(p99_spread, 1),
         "cpu_ms_per_batch": round(statistics.median(cpu), 2),
         "standby_cores": round(statistics.median(r.cpu.get("standbys", 0.0) for r in rows), 2),
         "rounds": len(rows),

@@ -32,7 +32,14 @@ class Row:
     readings_per_s: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
-    ratio: float | None = None  # to the DB ceiling of this run
+    ratio: float | None = None  # to the DB ceiling of the same round
+    vs_copy: float | None = None  # to binary COPY of the same readings, same round
+    # Over interleaved rounds (tests.bench.rounds.combine): the numbers above are medians,
+    # these the max - min of each case's rounds.
+    spread: float | None = None  # of batches/s
+    ratio_spread: float | None = None
+    vs_copy_spread: float | None = None
+    rounds: int = 1
     cpu: dict[str, float] = field(default_factory=dict)  # cores used, per process group
     extra: dict[str, Any] = field(default_factory=dict)
     # The process groups that are the system under test (the load client is not, except for

@@ -19,13 +19,16 @@ COLUMNS = (
     "section",
     "case",
     "batches/s",
+    "spread",
     "readings/s",
     "p50 ms",
     "p99 ms",
-    "vs ceiling",
+    "vs ceiling (spread)",
+    "vs COPY (spread)",
     "CPU ms/b",
     "cores",
 )
+_LEFT = {0, 1, 10}  # the columns aligned left
 
 
 def _num(value: float | None, digits: int = 0) -> str:
@@ -39,6 +42,12 @@ def _num(value: float | None, digits: int = 0) -> str:
 def _cores(cpu: dict[str, float]) -> str:
     short = {"client": "cl", "api": "api", "worker": "wk", "postgres": "pg", "other": "oth"}
     return " ".join(f"{short.get(k, k)} {v:.2f}" for k, v in cpu.items() if k in short)
+
+
+def _ratio(value: float | None, spread: float | None) -> str:
+    if value is None:
+        return "-"
+    return _num(value, 2) + ("" if spread is None else f" ({_num(spread, 2)})")
 
 
 def _note(row: Row) -> str:
@@ -59,10 +68,12 @@ def table(rows: list[Row]) -> str:
             r.section,
             r.case,
             _num(r.batches_per_s),
+            _num(r.spread),
             _num(r.readings_per_s),
             _num(r.p50_ms, 1),
             _num(r.p99_ms, 1),
-            _num(r.ratio, 2),
+            _ratio(r.ratio, r.ratio_spread),
+            _ratio(r.vs_copy, r.vs_copy_spread),
             _num(r.cpu_ms, 2),
             _cores(r.cpu),
         ]
@@ -72,7 +83,7 @@ def table(rows: list[Row]) -> str:
     lines = []
     for i, line in enumerate([list(COLUMNS), *cells]):
         padded = [
-            v.ljust(w) if j < 2 or j == 8 else v.rjust(w)
+            v.ljust(w) if j in _LEFT else v.rjust(w)
             for j, (v, w) in enumerate(zip(line, widths, strict=True))
         ]
         lines.append(" | ".join(padded).rstrip())

@@ -48,10 +48,11 @@ class Services:
 
 
 async def prepare_database(
-    services: Services, name: str, *, sites: int, start: datetime
+    services: Services, name: str, *, sites: int, start: datetime, months: int = 2
 ) -> tuple[str, list[int], dict[int, str]]:
     """A migrated database with monthly partitions for every window the bench may write,
-    `sites` sites, and a device key per site when the API has device keys.
+    `sites` sites, and a device key per site when the API has device keys. `months` (of 30
+    days) back from `start`: the main run's rounds and COPY rows take ~2 with 1000 sites.
 
     Returns the URL, the site ids and {site_id: device key}.
     """
@@ -66,7 +67,7 @@ async def prepare_database(
     try:
         await migrations.migrate(conn)
         await migrations.ensure_partitions(conn)
-        for month in _months(start - 2 * RECENT, start):
+        for month in _months(start - months * RECENT, start):
             await conn.fetchval("SELECT ensure_measurement_partition($1)", month)
         site_ids = [
             r["id"]
