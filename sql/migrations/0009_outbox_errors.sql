@@ -11,3 +11,5 @@ CREATE TABLE outbox_errors (
 );
 -- An event's errors in order; also what the cascade from outbox deletes looks up.
 CREATE INDEX outbox_errors_event ON outbox_errors (event_id, id);
+-- The queue history's failed attempts per interval (every ~10 s, by time).
+CREATE INDEX outbox_errors_at ON outbox_errors (at);

@@ -23,8 +23,8 @@ CROSS JOIN LATERAL (
     SELECT count(*) AS n FROM outbox
     WHERE processed_at >= since.t AND processed_at < $1) AS p
 CROSS JOIN LATERAL (
-    SELECT count(*) AS n FROM outbox
-    WHERE last_failed_at >= since.t AND last_failed_at < $1) AS f
+    SELECT count(*) AS n FROM outbox_errors
+    WHERE at >= since.t AND at < $1) AS f
 CROSS JOIN LATERAL (
     SELECT count(*) AS n FROM deliveries
     WHERE delivered_at >= since.t AND delivered_at < $1) AS ds

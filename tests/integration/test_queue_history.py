@@ -78,18 +78,19 @@ async def test_several_samplers_write_one_sample_per_bucket(db_url: str) -> None
             await c.close()
 
 
-async def test_a_failed_attempt_is_stamped_by_the_trigger(conn: asyncpg.Connection) -> None:
+async def test_a_failed_attempt_is_what_the_sampler_counts(conn: asyncpg.Connection) -> None:
+    """`failed` counts outbox_errors rows: one per failed attempt, written by the drain."""
     bogus = await add_event(conn)
     await conn.execute("UPDATE outbox SET event_type = 'no.such.type' WHERE id = $1", bogus)
     processed = await add_event(conn, processed_at=datetime.now(UTC))
     report = await drain_batch(conn, limit=10, policy=RetryPolicy(max_attempts=5))
     assert report.failed == 1
-    stamped = await conn.fetch("SELECT id, last_failed_at FROM outbox ORDER BY id")
-    assert stamped[0]["id"] == bogus and stamped[0]["last_failed_at"] is not None
-    assert stamped[1]["id"] == processed and stamped[1]["last_failed_at"] is None
-    # A replay sets attempts back to 0: no failure.
-    await conn.execute("UPDATE outbox SET attempts = 0, last_failed_at = NULL")
-    assert await conn.fetchval("SELECT count(last_failed_at) FROM outbox") == 0
+    stamped = await conn.fetch("SELECT event_id, at FROM outbox_errors ORDER BY id")
+    assert [r["event_id"] for r in stamped] == [bogus] and stamped[0]["at"] is not None
+    assert processed not in [r["event_id"] for r in stamped]
+    # Gone with its event (retention deletes events; the errors cascade).
+    await conn.execute("DELETE FROM outbox WHERE id = $1", bogus)
+    assert await conn.fetchval("SELECT count(*) FROM outbox_errors") == 0
 
 
 async def test_a_sample_has_the_gauges_now_and_the_counts_of_the_interval_before(
@@ -105,9 +106,16 @@ async def test_a_sample_has_the_gauges_now_and_the_counts_of_the_interval_before
     # Counters over [b - 10 s, b): two processed in it, one before it, one after its end.
     for at in (b - 3 * s, b - 10 * s, b - 11 * s, b):
         await add_event(conn, processed_at=at)
-    # Failures in it: two (the trigger stamps now(); set the time the test needs).
-    for at in (b - 1 * s, b - 9 * s, b - 20 * s):
-        await add_event(conn, processed_at=b - 60 * s, last_failed_at=at)
+    # Failed attempts in it: two, of one event (one before it does not count).
+    failing = await add_event(conn, processed_at=b - 60 * s)
+    for attempt, at in enumerate((b - 20 * s, b - 9 * s, b - 1 * s), start=1):
+        await conn.execute(
+            "INSERT INTO outbox_errors (event_id, attempt, at, worker, error)"
+            " VALUES ($1, $2, $3, 'w', 'boom')",
+            failing,
+            attempt,
+            at,
+        )
     sub = await conn.fetchval(
         "INSERT INTO webhook_subscriptions (url, event_types, secret, created_by)"
         " VALUES ('https://example.test/h', '{site.stale}', 's', 't') RETURNING id"
