@@ -241,7 +241,8 @@ def _lock_id(scope: str, key: str) -> int:
 
 
 class _Overlap(Exception):
-    """The fast path met a window another transaction stored meanwhile; take the careful one."""
+    """The fast path met a window or the key's answer that another transaction stored
+    meanwhile; it wrote nothing; take the careful one."""
 
 
 async def record_batch(
@@ -258,15 +259,19 @@ async def record_batch(
     """Apply a validated batch exactly once per (site, device, Idempotency-Key).
 
     The advisory lock makes a concurrent retry of the same key fail fast (KeyInFlight)
-    instead of waiting; the lookup after it sees any earlier commit of that key.
+    instead of waiting. An earlier commit of that key is found by the lookup, or, when it
+    committed while the fast path's statement started, by the answer's unique key.
 
     key_id is the device key the request came with: the transaction refuses it
     (InvalidDeviceKey) unless it is still live, so the caller may have looked it up earlier.
 
-    Most batches are all new: they take a fast path of plain inserts. A batch with a stored
-    window takes the careful path (insert what is new, itemise the rest); so does one whose
-    fast path met a window a concurrent transaction stored, after rolling everything back.
+    Most batches are all new: they take a fast path, one statement of plain inserts that is
+    its own transaction (one round trip). A batch with a stored window, or a key whose answer
+    has expired, takes the careful path (insert what is new, itemise the rest); so does one
+    whose fast path met a concurrent commit of a window or of the key, which wrote nothing.
+    `conn` is not in a transaction: each path makes its own.
     """
+    assert not conn.is_in_transaction(), "record_batch makes its own transactions"
     if not valid_id(site_id):
         raise SiteNotFound(f"site {site_id} does not exist")
     # Ordered by window: concurrent batches lock overlapping windows in one order (no
@@ -283,10 +288,14 @@ async def record_batch(
         retention=retention,
         key_id=key_id,
     )
-    try:
-        return await _record(conn, batch, fast=bool(ordered))
-    except _Overlap:
-        return await _record(conn, batch, fast=False)
+    if ordered:
+        try:
+            outcome = await _record_fast(conn, batch)
+        except _Overlap:
+            outcome = None  # rolled back: nothing of it was written
+        if outcome is not None:
+            return outcome
+    return await _record_careful(conn, batch)
 
 
 def _array_literal(values: list[Any]) -> str:
@@ -294,51 +303,34 @@ def _array_literal(values: list[Any]) -> str:
     return "{" + _encode(values)[1:-1].decode() + "}"
 
 
-async def _record(conn: asyncpg.Connection, batch: Submission, *, fast: bool) -> Outcome:
+def _answered(found: asyncpg.Record, batch: Submission) -> Outcome | None:
+    """What the lookup says before anything is written: the stored answer to replay, or the
+    refusal (revoked device key, key reused with another body, unknown site); None if the
+    batch is to be recorded."""
+    if not found["key_live"]:  # revoked since the caller looked it up
+        raise InvalidDeviceKey()
+    if found["fingerprint"] is not None and not found["expired"]:
+        if found["fingerprint"] != batch.fingerprint:
+            raise KeyReused()
+        return Outcome(found["status_code"], found["response_body"], replayed=True)
+    if not found["site_exists"]:
+        raise SiteNotFound(f"site {batch.site_id} does not exist")
+    return None
+
+
+async def _record_fast(conn: asyncpg.Connection, batch: Submission) -> Outcome | None:
+    """Fast path: the lock, the lookup and, when every reading is new, every insert in one
+    statement run as its own transaction (one round trip, committed when it returns). None
+    when the batch needs the careful path; _Overlap when the statement met a concurrent
+    commit and wrote nothing."""
     q = queries.load("ingest")
     batch_id = uuid4()
-    async with conn.transaction():
-        if not await conn.fetchval(q["try_lock_key"], batch.lock_id):
-            raise KeyInFlight()
-        if fast:
-            # The answer if everything is new; the statement stores it only if so.
-            receipt = _receipt(batch_id, batch, [])
-            body = _encode(receipt)
-            found = await _insert_if_all_new(conn, q, batch, batch_id, body)
-        else:
-            found = await conn.fetchrow(
-                q["find_answer_check_site_and_key"],
-                batch.scope,
-                batch.key,
-                batch.site_id,
-                batch.key_id,
-            )
-        assert found is not None  # both queries always return one row
-        if not found["key_live"]:  # revoked since the caller looked it up
-            raise InvalidDeviceKey()
-        if found["fingerprint"] is not None and not found["expired"]:
-            if found["fingerprint"] != batch.fingerprint:
-                raise KeyReused()
-            return Outcome(found["status_code"], found["response_body"], replayed=True)
-        if not found["site_exists"]:
-            raise SiteNotFound(f"site {batch.site_id} does not exist")
-        if fast and found["fast"]:
-            if found["saved"] != 1:  # the lock and lookup make this unreachable
-                raise ServiceError("idempotency record was not written")
-            return Outcome(
-                ACCEPTED, body, replayed=False, receipt=receipt, event_id=found["event_id"]
-            )
-        return await _insert_what_is_new(conn, q, batch, batch_id)
-
-
-async def _insert_if_all_new(
-    conn: asyncpg.Connection, q: dict[str, str], batch: Submission, batch_id: UUID, body: bytes
-) -> asyncpg.Record | None:
-    """Fast path: with the key's stored answer, the site and the device key, in one round
-    trip; stores everything only if every reading is new (`fast`)."""
+    # The answer if everything is new; the statement stores it only if so.
+    receipt = _receipt(batch_id, batch, [])
+    body = _encode(receipt)
     stamps, kgs = batch.arrays()
     try:
-        return await conn.fetchrow(
+        found = await conn.fetchrow(
             q["insert_new_batch_event_and_answer"],
             batch.scope,
             batch.key,
@@ -355,9 +347,40 @@ async def _insert_if_all_new(
             body,
             batch.retention,
             batch.key_id,
+            batch.lock_id,
         )
     except asyncpg.UniqueViolationError as exc:
-        raise _Overlap() from exc  # leaving the transaction block rolls it back
+        raise _Overlap() from exc
+    assert found is not None  # the statement always returns one row
+    if not found["locked"]:
+        raise KeyInFlight()
+    answered = _answered(found, batch)
+    if answered is not None:
+        return answered
+    if not found["fast"]:
+        return None
+    return Outcome(ACCEPTED, body, replayed=False, receipt=receipt, event_id=found["event_id"])
+
+
+async def _record_careful(conn: asyncpg.Connection, batch: Submission) -> Outcome:
+    """Careful path, in a transaction holding the key's lock: the stored answer, or insert
+    what is new and itemise the rest."""
+    q = queries.load("ingest")
+    async with conn.transaction():
+        if not await conn.fetchval(q["try_lock_key"], batch.lock_id):
+            raise KeyInFlight()
+        found = await conn.fetchrow(
+            q["find_answer_check_site_and_key"],
+            batch.scope,
+            batch.key,
+            batch.site_id,
+            batch.key_id,
+        )
+        assert found is not None  # a LEFT JOIN on one row
+        answered = _answered(found, batch)
+        if answered is not None:
+            return answered
+        return await _insert_what_is_new(conn, q, batch, uuid4())
 
 
 async def _insert_what_is_new(

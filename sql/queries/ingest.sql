@@ -13,24 +13,29 @@ FROM (SELECT 1) AS one
 LEFT JOIN ingest_requests AS r ON r.scope = $1 AND r.key = $2;
 
 -- name: insert_new_batch_event_and_answer
--- Fast path, in one round trip: the key's stored request, the site and the device key $15
--- (as find_answer_check_site_and_key); then, for a new key, a known site, a live device key
--- and no stored reading within the batch's span (the usual case),
+-- Fast path, the whole request in one statement run as its own transaction (one round trip):
+-- the key's lock $16 (as try_lock_key), its stored request, the site and the device key $15
+-- (as find_answer_check_site_and_key); then, with the lock, for a key never stored, a known
+-- site, a live device key and no stored reading within the batch's span (the usual case),
 -- plain inserts of every reading (no per-row conflict check), the outbox event, and the
 -- answer under the key ($13, built before: everything new, nothing duplicate). Otherwise it
 -- writes nothing and `fast` is false. $4/$5 are array literals in text ('{...}'): parsing them
--- costs less than binary arrays' per-element encoding. A window that another transaction
--- stores meanwhile raises unique_violation (after waiting for it): the caller starts over on
--- the careful path.
+-- costs less than binary arrays' per-element encoding.
+-- The statement's snapshot is taken before its lock: a request with the same key may commit
+-- in between, unseen. Its record then makes the answer's plain INSERT raise unique_violation,
+-- as a window that another transaction stores meanwhile does (after waiting for it): the
+-- statement writes nothing and the caller starts over on the careful path, in a transaction,
+-- which sees that answer.
 WITH found AS (
-    SELECT EXISTS (SELECT 1 FROM sites WHERE id = $3) AS site_exists,
+    SELECT pg_try_advisory_xact_lock($16::bigint) AS locked,
+           EXISTS (SELECT 1 FROM sites WHERE id = $3) AS site_exists,
            ($15::bigint IS NULL OR EXISTS (
                SELECT 1 FROM device_keys WHERE id = $15 AND revoked_at IS NULL)) AS key_live,
            r.fingerprint, r.status_code, r.response_body, r.expires_at <= now() AS expired
     FROM (SELECT 1) AS one
     LEFT JOIN ingest_requests AS r ON r.scope = $1 AND r.key = $2
 ), go AS (
-    SELECT f.key_live AND f.site_exists AND (f.fingerprint IS NULL OR f.expired) AND NOT EXISTS (
+    SELECT f.locked AND f.key_live AND f.site_exists AND f.fingerprint IS NULL AND NOT EXISTS (
         SELECT 1 FROM measurements WHERE site_id = $3 AND ts >= $9 AND ts <= $10
     ) AS fast
     FROM found AS f
@@ -58,18 +63,9 @@ WITH found AS (
         (scope, key, fingerprint, site_id, batch_id, status_code, response_body, expires_at)
     SELECT $1, $2, $11, $3, $7, $12, $13, now() + $14::interval
     WHERE (SELECT fast FROM go)
-    ON CONFLICT (scope, key) DO UPDATE
-    SET fingerprint = excluded.fingerprint, site_id = excluded.site_id,
-        batch_id = excluded.batch_id, status_code = excluded.status_code,
-        response_body = excluded.response_body, created_at = now(),
-        expires_at = excluded.expires_at
-    WHERE ingest_requests.expires_at <= now()
-    RETURNING 1
 )
-SELECT f.site_exists, f.key_live, f.fingerprint, f.status_code, f.response_body, f.expired,
-       (SELECT fast FROM go) AS fast,
-       (SELECT id FROM event) AS event_id,
-       (SELECT count(*) FROM saved) AS saved
+SELECT f.locked, f.site_exists, f.key_live, f.fingerprint, f.status_code, f.response_body,
+       f.expired, (SELECT fast FROM go) AS fast, (SELECT id FROM event) AS event_id
 FROM found AS f;
 
 -- name: insert_new_readings_and_event_list_others

@@ -114,6 +114,29 @@ async def test_twenty_concurrent_same_key_write_once(
     assert (counts["measurements"], counts["outbox"], counts["ingest_requests"]) == (50, 1, 1)
 
 
+async def test_twenty_concurrent_same_key_different_bodies_write_one(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    """A key reused with other readings while its first request commits: one body is stored,
+    every other request is refused (in flight, or reused) and wrote nothing."""
+    site = await make_site(client)
+    bodies = [batch(readings(5, start=datetime(2026, 1, 5, i, tzinfo=UTC))) for i in range(20)]
+    responses = await asyncio.gather(
+        *(post_batch(client, site, body, key="storm") for body in bodies)
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(202) == 1, statuses
+    assert set(statuses) <= {202, 409, 422}, statuses
+    for r in responses:
+        if r.status_code == 422:
+            assert r.json()["type"] == "/problems/idempotency-key-reused"
+    winner = bodies[[r.status_code for r in responses].index(202)]
+    stored = await conn.fetch("SELECT ts FROM measurements ORDER BY ts")
+    assert [r["ts"].isoformat() for r in stored] == [m["ts"] for m in winner["measurements"]]
+    counts = await table_counts(conn)
+    assert (counts["outbox"], counts["ingest_requests"]) == (1, 1)
+
+
 async def test_key_in_flight_is_409_with_retry_after(
     client: httpx.AsyncClient, conn: asyncpg.Connection
 ) -> None:

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from domain.fingerprint import canonical, canonical_fingerprint
 from domain.readings import Window
 from service import ingest
 from service.infra import db
+from service.infra.errors import KeyReused
 
 X = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 Y = datetime(2026, 1, 5, 11, 30, tzinfo=UTC)
@@ -104,3 +106,44 @@ async def test_fast_and_careful_paths_write_the_same_event_payload(
         "2026-01-05T15:00:00+00:00",
     ]
     assert set(fast) == set(careful)
+
+
+async def test_fast_path_writes_nothing_when_its_key_committed_unseen(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    """The fast path's statement takes its snapshot before the key's lock: a first request
+    under the same key may commit in between. Made certain here with a snapshot taken before
+    that commit: the statement must fail on the answer's unique key (not store a second body
+    under the key), and record_batch then refuses the reused key."""
+    site = await _site(conn)
+    stale = await db.connect(db_url)
+    try:
+        tx = stale.transaction(isolation="repeatable_read")
+        await tx.start()
+        await stale.fetchval("SELECT 1")  # the snapshot, before the first request commits
+        await _record(conn, site, "k", Window(ts=X, methane_kg=1.5))
+        other = [Window(ts=Y, methane_kg=2.0)]
+        ordered = canonical(other)
+        submission = ingest.Submission(
+            site_id=site,
+            device_id="dev-1",
+            scope=f"{site}/dev-1",
+            key="k",
+            ordered=ordered,
+            fingerprint=canonical_fingerprint("dev-1", ordered),
+            request_id="r",
+            retention=timedelta(days=1),
+            key_id=None,
+        )
+        with pytest.raises(ingest._Overlap) as raised:
+            await ingest._record_fast(stale, submission)
+        assert isinstance(raised.value.__cause__, asyncpg.UniqueViolationError)
+        assert raised.value.__cause__.constraint_name == "ingest_requests_pkey"
+        await tx.rollback()
+    finally:
+        await stale.close()
+    with pytest.raises(KeyReused):
+        await _record(conn, site, "k", *other)
+    stored = await conn.fetch("SELECT ts FROM measurements")
+    assert [r["ts"] for r in stored] == [X]
+    assert await conn.fetchval("SELECT count(*) FROM outbox") == 1
