@@ -6,7 +6,7 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run reset test-compose test test-unit test-e2e test-ha bench bench-stream bench-ha lint fmt typecheck migrate run-api run-worker clean
+.PHONY: install run reset test-compose test test-unit test-e2e test-ha bench bench-small bench-stream bench-ha lint fmt typecheck migrate run-api run-worker clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -48,6 +48,12 @@ test-e2e: install
 # Throughput and latency side by side in one run; see docs/benchmarks.md.
 bench: install
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+# Small batches end to end, this checkout's API against BENCH_BASE's in one run, with the API's
+# CPU per request split by py-spy (root, or kernel.yama.ptrace_scope 0); see docs/benchmarks.md.
+BENCH_BASE ?= c909569
+bench-small: install
+	$(BIN)/python -m tests.bench.small_ab --base $(BENCH_BASE) --profile $(BENCH_ARGS)
 
 # The HA cluster against the single node in one run, and failover times; see docs/scaling.md.
 bench-ha: install

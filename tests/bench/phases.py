@@ -199,13 +199,18 @@ async def http_max(
 
 
 async def warm(
-    api: BenchApi, timeline: Timeline, auth: dict[int, str], *, clients: int, seconds: float
+    api: BenchApi,
+    timeline: Timeline,
+    auth: dict[int, str],
+    *,
+    clients: int,
+    seconds: float,
+    size: int = 500,
 ) -> None:
     """A short unmeasured closed-loop burst: a fresh API process opens its pool connections
     and prepares its statements here, not in the middle of a latency measurement."""
-    requests = http_requests(
-        timeline, 500, int(seconds * 500), host=f"{api.host}:{api.port}", auth=auth
-    )
+    count = int(seconds * min(5000, 250_000 / size))  # more than it takes in `seconds`
+    requests = http_requests(timeline, size, count, host=f"{api.host}:{api.port}", auth=auth)
     await closed_loop(api.host, api.port, requests, clients=clients, warmup_s=0, duration_s=seconds)
 
 

@@ -23,6 +23,9 @@ from tests.harness.services import PostgresServer, RedisServer, start_postgres, 
 # Windows the bench writes lie within this span before the run's start; history is older.
 RECENT = timedelta(days=30)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Beyond PostgreSQL's defaults, only logging: every autovacuum run (and checkpoint, on by
+# default) lands in postgres.log with its time, to line up with a phase's stalls.
+PG_SETTINGS = {"log_autovacuum_min_duration": "0"}
 
 
 @dataclass
@@ -36,7 +39,8 @@ class Services:
         # The bench's own local servers: never the suite's shared ones (their settings are
         # unknown) nor containers (their networking would be in the numbers).
         log_dir.mkdir(parents=True, exist_ok=True)
-        return cls(start_postgres(durable=True, local=True), start_redis(local=True), log_dir)
+        pg = start_postgres(durable=True, local=True, settings=PG_SETTINGS)
+        return cls(pg, start_redis(local=True), log_dir)
 
     def close(self) -> None:
         # Keep the server's log (checkpoints, autovacuum) beside the bench's own logs.
@@ -139,7 +143,9 @@ _api_numbers = itertools.count(1)
 class BenchApi(ApiProcess):
     """`python -m cli serve --workers N` on a free port; ready once every process answers."""
 
-    def __init__(self, services: Services, database_url: str, *, workers: int) -> None:
+    def __init__(
+        self, services: Services, database_url: str, *, workers: int, cwd: Path | None = None
+    ) -> None:
         super().__init__(
             env={
                 "DATABASE_URL": database_url,
@@ -153,6 +159,7 @@ class BenchApi(ApiProcess):
             log_dir=services.log_dir,
             name=f"api-{workers}-{next(_api_numbers)}",
             workers=workers,
+            **({} if cwd is None else {"cwd": cwd}),
         )
         self.workers: int = workers
 

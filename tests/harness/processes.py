@@ -68,8 +68,10 @@ class Process:
         log_dir: Path,
         env: Mapping[str, str] | None = None,
         stderr_apart: bool = False,
+        cwd: Path = ROOT,
     ) -> None:
         self.argv = [sys.executable, "-m", *args]
+        self.cwd = cwd  # `-m` imports from here first (another checkout's tree, for an A/B)
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self.stderr_path = log_dir / f"{name}.stderr.log" if stderr_apart else None
@@ -106,7 +108,12 @@ class Process:
                 else subprocess.STDOUT
             )
             self.proc = subprocess.Popen(
-                self.argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
             )
         self.killed = False
         _LIVE.add(self)
@@ -203,6 +210,7 @@ class ApiProcess(Process):
         log_dir: Path,
         name: str = "api",
         workers: int | None = None,
+        cwd: Path = ROOT,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
@@ -210,7 +218,7 @@ class ApiProcess(Process):
         self.workers = workers
         args = ["cli", "serve", *(["--workers", str(workers)] if workers is not None else [])]
         own = {"HOST": self.host, "PORT": str(self.port), "LOG_JSON": "true"}
-        super().__init__(args, name=name, log_dir=log_dir, env={**own, **env})
+        super().__init__(args, name=name, log_dir=log_dir, env={**own, **env}, cwd=cwd)
 
     async def ready(self) -> bool:
         try:

@@ -27,7 +27,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -175,14 +175,17 @@ def start_nats() -> NatsServer:
     return NatsServer(server.url, server, control)
 
 
-def start_postgres(*, durable: bool = False, local: bool = False) -> PostgresServer:
+def start_postgres(
+    *, durable: bool = False, local: bool = False, settings: Mapping[str, str] | None = None
+) -> PostgresServer:
     """Provide a PostgreSQL server: env URL, else a container, else a local server.
 
     The suite's servers trade durability for speed (fsync, synchronous_commit and
     full_page_writes off). ``durable=True`` keeps PostgreSQL's defaults instead (for
     benchmarks) and never uses ``TEST_DATABASE_URL``, whose settings are unknown.
     ``local=True`` always starts the local server (benchmarks: the same setup every run,
-    no container networking in the numbers).
+    no container networking in the numbers). ``settings`` are more server settings, for the
+    local server only.
     """
     env_url = os.environ.get("TEST_DATABASE_URL")
     if env_url and not durable and not local:
@@ -193,7 +196,7 @@ def start_postgres(*, durable: bool = False, local: bool = False) -> PostgresSer
             return _container_postgres(durable=durable)
         except Exception as exc:  # e.g. an engine that cannot pull images
             _warn_fallback("PostgreSQL", exc)
-    return _local_postgres(durable=durable)
+    return _local_postgres(durable=durable, settings=settings)
 
 
 def start_redis(*, local: bool = False) -> RedisServer:
@@ -384,11 +387,13 @@ def _start_local(prefix: str, make: Callable[[Path, int], S]) -> tuple[S, _Local
         raise
 
 
-def _local_postgres(*, durable: bool = False) -> PostgresServer:
+def _local_postgres(
+    *, durable: bool = False, settings: Mapping[str, str] | None = None
+) -> PostgresServer:
     server, control = _start_local(
         "emissions-pg-",
         lambda workdir, port: LocalPostgres(
-            workdir, port, durable=durable, settings={"max_connections": "200"}
+            workdir, port, durable=durable, settings={"max_connections": "200", **(settings or {})}
         ),
     )
     return PostgresServer(server.url(), control, "local")
