@@ -605,8 +605,12 @@ async def main(args: argparse.Namespace) -> int:
         stale.unlink()  # the previous run's
     idle = CpuMeter({}).start()
     await asyncio.sleep(2)
-    background = idle.stop()["other"]
-    log(f"other load on the machine before the run: {background:.2f} cores")
+    before = idle.stop()
+    background = before["other"]
+    log(
+        f"other load on the machine before the run: {background:.2f} cores, "
+        f"stolen by the hypervisor: {before['steal']:.2f} cores"
+    )
     log(f"starting PostgreSQL (defaults, fsync on) and Redis; logs in {logs}")
     services = await asyncio.to_thread(Services.start, logs)
     try:
@@ -625,6 +629,7 @@ async def main(args: argparse.Namespace) -> int:
         "postgres_settings": pg,
         "config": {k: v for k, v in vars(cfg).items()},
         "other_load_before_cores": background,
+        "steal_before_cores": before["steal"],
         "summary": {k: v for k, v in summary.items() if k not in ("e2e", "growth")},
         "targets": found,
     }

@@ -40,7 +40,14 @@ def _num(value: float | None, digits: int = 0) -> str:
 
 
 def _cores(cpu: dict[str, float]) -> str:
-    short = {"client": "cl", "api": "api", "worker": "wk", "postgres": "pg", "other": "oth"}
+    short = {
+        "client": "cl",
+        "api": "api",
+        "worker": "wk",
+        "postgres": "pg",
+        "other": "oth",
+        "steal": "st",
+    }
     return " ".join(f"{short.get(k, k)} {v:.2f}" for k, v in cpu.items() if k in short)
 
 

@@ -265,11 +265,13 @@ async def postmaster_pid(database_url: str) -> int:
     return int(stat[1])
 
 
-def _machine() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot."""
+def _machine() -> tuple[float, float, float]:
+    """(busy, stolen, total) CPU seconds of the whole machine since boot. Stolen: time the
+    hypervisor ran someone else on our virtual CPUs (/proc/stat's steal), not counted busy."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]
-    return (sum(fields) - idle) / CLK_TCK, sum(fields) / CLK_TCK
+    steal = fields[7] if len(fields) > 7 else 0
+    return (sum(fields) - idle - steal) / CLK_TCK, steal / CLK_TCK, sum(fields) / CLK_TCK
 
 
 @dataclass
@@ -280,7 +282,7 @@ class CpuMeter:
     postmaster: int | None = None
     _before: dict[str, dict[int, float]] = field(default_factory=dict)
     _t0: float = 0.0
-    _machine0: tuple[float, float] = (0.0, 0.0)
+    _machine0: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def _pids(self) -> dict[str, list[int]]:
         pids = dict(self.groups)
@@ -300,13 +302,14 @@ class CpuMeter:
         for group, pids in self._pids().items():
             before = self._before.get(group, {})
             used[group] = sum(cpu_seconds(p) - before.get(p, 0.0) for p in pids) / wall
-        busy, total = _machine()
-        used["machine"] = (
-            (busy - self._machine0[0]) / (total - self._machine0[1]) * (os.cpu_count() or 1)
-        )
-        # Everything else on the machine (other users' jobs): what the noise is made of.
+        busy, stolen, total = _machine()
+        cores = (os.cpu_count() or 1) / (total - self._machine0[2])
+        used["machine"] = (busy - self._machine0[0]) * cores
+        # Everything else on the machine (other users' jobs): what the noise is made of; and
+        # the cores the hypervisor took away (steal), the noise no process list shows.
         ours = sum(v for k, v in used.items() if k != "machine")
         used["other"] = max(0.0, used["machine"] - ours)
+        used["steal"] = (stolen - self._machine0[1]) * cores
         return {k: round(v, 3) for k, v in used.items()}
 
 
