@@ -1,5 +1,6 @@
-"""`python -m tests.bench.small_ab --base REF [--rounds N] [--profile]`: small batches end to end,
-this checkout's API against REF's API, side by side in one run; see docs/benchmarks.md.
+"""`python -m tests.bench.small_ab --base REF [--rounds N] [--sizes N ...] [--profile]`: small
+batches (and the 500-reading kind) end to end, this checkout's API against REF's API, side by
+side in one run; see docs/benchmarks.md.
 
 Both APIs (2 processes each) serve the same database on the bench's own Postgres; only one is
 under load at a time. Each round runs every size on both, in alternating order, so the two
@@ -35,7 +36,6 @@ from tests.bench.phases import Row
 from tests.bench.stack import BenchApi, CpuMeter, Services
 from tests.harness.processes import ROOT
 
-SIZES = (1, 10)
 CLIENTS = 8
 
 # Where a profile sample's CPU went: the innermost frame that matches decides (first rule that
@@ -200,7 +200,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             tried: dict[tuple[str, str], list[Row]] = {}
             for round_no in range(args.rounds):
                 order = list(sides) if round_no % 2 == 0 else list(reversed(sides))
-                for size in SIZES:
+                for size in args.sizes:
                     got: dict[str, Row] = {}
                     for side in order:
                         api = sides[side]
@@ -216,7 +216,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             clients=CLIENTS,
                             warmup_s=1.0,
                             duration_s=args.phase_s,
-                            estimate_per_s=2500,
+                            estimate_per_s=2500 if size < 100 else 600,
                             meter=CpuMeter({"client": [os.getpid()], "api": api.pids()}, pm),
                         )
                         got[side] = row
@@ -293,6 +293,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.small_ab", description=__doc__)
     parser.add_argument("--base", required=True, help="the commit to compare against")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[1, 10, 500], help="readings per batch"
+    )
     parser.add_argument("--phase-s", type=float, default=6.0, help="seconds measured per case")
     parser.add_argument("--sites", type=int, default=1000, help="sites (one device each)")
     parser.add_argument("--profile", action="store_true", help="split the API's CPU (py-spy)")
