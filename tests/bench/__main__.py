@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,16 @@ from tests.bench.stack import BenchApi, CpuMeter, Services
 from tests.harness.processes import WorkerProcess
 
 ALL_PHASES = ("ceiling", "copy", "e2e", "latency", "drain", "small", "lag", "growth")
+# A round (or the latency phase) during which the hypervisor took more than this many cores
+# from the VM (steal) is measured again: its numbers say more about the neighbours than about
+# the system under test. Past the extra rounds allowed, the least-stolen ones are kept and the
+# run says how many noisy rounds it holds.
+STEAL_MAX = 0.15
+
+
+def stolen(rows: list[Row]) -> float:
+    """The most cores any of the rows lost to steal."""
+    return max((r.cpu.get("steal", 0.0) for r in rows), default=0.0)
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,7 @@ class Config:
     growth_levels: tuple[int, ...]
     growth_batches: int
     rounds: int
+    extra_rounds: int  # at most this many rounds measured again for steal (quiet_rounds)
     phases: tuple[str, ...]
 
     @classmethod
@@ -53,6 +65,7 @@ class Config:
             growth_levels=(0, 1_000_000, 10_000_000) if full else (0, 100_000, 1_000_000),
             growth_batches=3000 if full else 600,
             rounds=3,
+            extra_rounds=3 if full else 1,
             phases=tuple(args.only or ALL_PHASES),
         )
 
@@ -69,6 +82,8 @@ class Bench:
         self.api_rss: list[float] = []
         self.worker_rss: list[float] = []
         self.workers = 0
+        self.noisy: dict[str, int] = {}  # measurements repeated for steal, per kind
+        self.kept_noisy: dict[str, int] = {}  # noisy ones kept for want of quiet ones
 
     # ----------------------------------------------------------------- processes
 
@@ -108,6 +123,31 @@ class Bench:
         )
         return row
 
+    async def quiet_rounds(
+        self, what: str, measure: Callable[[int], Awaitable[list[Row]]]
+    ) -> list[list[Row]]:
+        """`cfg.rounds` rounds of `measure(attempt)`; a round that lost more than STEAL_MAX
+        cores to steal is measured again, up to `cfg.extra_rounds` times."""
+        cfg = self.cfg
+        quiet: list[list[Row]] = []
+        noisy: list[list[Row]] = []
+        for attempt in range(cfg.rounds + cfg.extra_rounds):
+            if len(quiet) == cfg.rounds:
+                break
+            rows = await measure(attempt)
+            lost = stolen(rows)
+            if lost > STEAL_MAX:
+                noisy.append(rows)
+                self.noisy[what] = self.noisy.get(what, 0) + 1
+                log(f"{what}: round {attempt + 1} lost {lost:.2f} cores to steal: not counted")
+            else:
+                quiet.append(rows)
+        kept = sorted(noisy, key=stolen)[: cfg.rounds - len(quiet)]
+        if kept:
+            self.kept_noisy[what] = len(kept)
+            log(f"{what}: {len(kept)} noisy round(s) kept, for want of quiet ones")
+        return quiet + kept
+
     # ----------------------------------------------------------------- the run
 
     async def run(self) -> dict[str, Any]:
@@ -133,8 +173,11 @@ class Bench:
                 for procs in (1, 2):
                     apis[procs] = await self.api(url, procs)
             tried: dict[tuple[str, str], list[Row]] = {}
-            for round_no in range(cfg.rounds):
-                got = await self._round(round_no, url, (timeline, copies), keys, apis, meter)
+            chosen = await self.quiet_rounds(
+                "500-reading rounds",
+                lambda n: self._round(n, url, (timeline, copies), keys, apis, meter),
+            )
+            for got in chosen:
                 for row in got:
                     tried.setdefault((row.section, row.case), []).append(row)
             combined = [self.show(rounds.combine(rows)) for rows in tried.values()]
@@ -184,6 +227,8 @@ class Bench:
             "e2e": e2e,
             "growth": growth,
             "consistent": self.consistent,
+            "repeated_for_steal": self.noisy,
+            "noisy_kept": self.kept_noisy,
         }
 
     async def _round(
@@ -201,7 +246,7 @@ class Bench:
         cfg = self.cfg
         timeline, copies = timelines
         base = dict(size=cfg.size, warmup_s=cfg.warmup_s, duration_s=cfg.phase_s)
-        tag = f"round {round_no + 1}/{cfg.rounds}"
+        tag = f"round {round_no + 1}"
         rows: list[Row] = []
         if "ceiling" in cfg.phases:
             for n in (1, 4):
@@ -304,22 +349,32 @@ class Bench:
         if "latency" in cfg.phases:
             await phases.warm(api, timeline, keys, clients=cfg.clients, seconds=2.0)
             await phases.checkpoint(url)
-            log("latency at 50% load")
-            self.add(
-                await phases.http_rate(
-                    api,
-                    timeline,
-                    keys,
-                    section="latency",
-                    case=f"50% of max ({0.5 * max_rate:.0f}/s), {label}",
-                    size=cfg.size,
-                    rate_per_s=0.5 * max_rate,
-                    warmup_s=cfg.warmup_s,
-                    duration_s=cfg.latency_s,
-                    meter=meter(api=api.pids()),
-                ),
-                api,
-            )
+            tries: list[Row] = []
+            for attempt in range(1 + cfg.extra_rounds):
+                log("latency at 50% load" + (f" (again: {attempt + 1})" if attempt else ""))
+                tries.append(
+                    await phases.http_rate(
+                        api,
+                        timeline,
+                        keys,
+                        section="latency",
+                        case=f"50% of max ({0.5 * max_rate:.0f}/s), {label}",
+                        size=cfg.size,
+                        rate_per_s=0.5 * max_rate,
+                        warmup_s=cfg.warmup_s,
+                        duration_s=cfg.latency_s,
+                        meter=meter(api=api.pids()),
+                    )
+                )
+                if stolen(tries[-1:]) <= STEAL_MAX:
+                    break
+                self.noisy["latency"] = self.noisy.get("latency", 0) + 1
+                log(f"latency: lost {stolen(tries[-1:]):.2f} cores to steal: measured again")
+                await phases.checkpoint(url)
+            row = min(tries, key=lambda r: stolen([r]))
+            if stolen([row]) > STEAL_MAX:
+                self.kept_noisy["latency"] = 1
+            self.add(row, api)
             if "drain" in cfg.phases:
                 # Unmeasured: the small-batch drain row starts on small batches only.
                 worker = await self.worker(url)
@@ -377,11 +432,12 @@ class Bench:
         (service.ingest on as many connections as there are clients), then end to end;
         `vs ceiling` is end to end over the DB-only rate of the same size and round."""
         cfg = self.cfg
-        tried: dict[tuple[str, str], list[Row]] = {}
-        for round_no in range(cfg.rounds):
+
+        async def one_round(round_no: int) -> list[Row]:
+            rows: list[Row] = []
             for size in (1, 10):
                 readings = f"{size} reading{'s' * (size > 1)}"
-                log(f"round {round_no + 1}/{cfg.rounds}: small batches, {readings}")
+                log(f"round {round_no + 1}: small batches, {readings}")
                 db_only = await phases.ceiling(
                     url,
                     timeline,
@@ -410,8 +466,13 @@ class Bench:
                 self.rss(e2e, api)
                 if db_only.batches_per_s:
                     e2e.ratio = (e2e.batches_per_s or 0) / db_only.batches_per_s
-                for row in (db_only, e2e):
-                    tried.setdefault((row.section, row.case), []).append(self.show(row))
+                rows += [self.show(db_only), self.show(e2e)]
+            return rows
+
+        tried: dict[tuple[str, str], list[Row]] = {}
+        for got in await self.quiet_rounds("small-batch rounds", one_round):
+            for row in got:
+                tried.setdefault((row.section, row.case), []).append(row)
         for rows in tried.values():
             self.add(rounds.combine(rows))
 
@@ -637,6 +698,10 @@ async def main(args: argparse.Namespace) -> int:
     print("\ntargets:\n" + report.targets_text(found))
     print(f"\nmachine: {payload['machine']}\npostgres: {pg}")
     print(f"other load before the run: {background:.2f} cores; elapsed: {elapsed:.0f} s")
+    print(
+        f"measured again for steal (> {STEAL_MAX} cores): {summary['repeated_for_steal'] or 'none'}"
+        f"; noisy rounds kept for want of quiet ones: {summary['noisy_kept'] or 'none'}"
+    )
     report.write_json(Path(args.json), payload, rows)
     log(f"wrote {args.json}")
     return 0
