@@ -270,6 +270,19 @@ async def checkpoint(url: str) -> None:
         await conn.close()
 
 
+async def settle(url: str) -> None:
+    """Pay the vacuum and checkpoint debt of the max-rate phases before a load-level phase:
+    VACUUM (ANALYZE) of the database, then CHECKPOINT. Without it, autovacuum of the month
+    partitions that the rounds filled (insert-triggered, ~2 s each) ran inside the 50%-load
+    phase, and its two stalls (112 and 75 ms, at the minute autovacuum logged) were its p99."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM (ANALYZE)")
+    finally:
+        await conn.close()
+    await checkpoint(url)
+
+
 async def wait_drained(conn: asyncpg.Connection, *, timeout_s: float) -> float:
     """Poll until nothing is pending; returns the server clock then (epoch s)."""
     deadline = time.monotonic() + timeout_s
