@@ -348,7 +348,7 @@ class Bench:
         drain_timeout = 600.0
         if "latency" in cfg.phases:
             await phases.warm(api, timeline, keys, clients=cfg.clients, seconds=2.0)
-            await phases.settle(url)
+            await phases.checkpoint(url)
             tries: list[Row] = []
             for attempt in range(1 + cfg.extra_rounds):
                 log("latency at 50% load" + (f" (again: {attempt + 1})" if attempt else ""))
@@ -370,7 +370,7 @@ class Bench:
                     break
                 self.noisy["latency"] = self.noisy.get("latency", 0) + 1
                 log(f"latency: lost {stolen(tries[-1:]):.2f} cores to steal: measured again")
-                await phases.settle(url)
+                await phases.checkpoint(url)
             row = min(tries, key=lambda r: stolen([r]))
             if stolen([row]) > STEAL_MAX:
                 self.kept_noisy["latency"] = 1
@@ -397,7 +397,7 @@ class Bench:
         try:
             if "lag" in cfg.phases:
                 for share in (0.5, 0.9):
-                    await phases.settle(url)
+                    await phases.checkpoint(url)
                     log(f"lag at {share:.0%} load")
                     self.add(
                         await phases.lag_at_rate(

@@ -270,29 +270,6 @@ async def checkpoint(url: str) -> None:
         await conn.close()
 
 
-async def settle(url: str) -> None:
-    """Pay the vacuum and checkpoint debt of the max-rate phases before a load-level phase:
-    VACUUM (ANALYZE) of every table autovacuum would process, then CHECKPOINT. Without it,
-    autovacuum of the month partitions that the rounds filled (insert-triggered, ~2 s each)
-    ran inside the 50%-load phase, and its two stalls (112 and 75 ms) were its p99.
-
-    Not the partitioned parent `measurements`, which autovacuum never analyzes: with parent
-    statistics (a database-wide VACUUM (ANALYZE)) the next lag phase had PostgreSQL at 1.6
-    cores and a worker idle at 0.06, 5.8 s of lag and 503s (the drain's plan, presumably)."""
-    conn = await asyncpg.connect(url)
-    try:
-        tables = await conn.fetchval(
-            "SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ') FROM pg_class AS c "
-            "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'm') AND n.nspname = 'public'"
-        )
-        if tables:
-            await conn.execute(f"VACUUM (ANALYZE) {tables}")
-    finally:
-        await conn.close()
-    await checkpoint(url)
-
-
 async def wait_drained(conn: asyncpg.Connection, *, timeout_s: float) -> float:
     """Poll until nothing is pending; returns the server clock then (epoch s)."""
     deadline = time.monotonic() + timeout_s
