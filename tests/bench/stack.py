@@ -17,7 +17,7 @@ import asyncpg
 
 from service.infra import db, migrations
 from tests.bench.batches import device_of
-from tests.harness.processes import ApiProcess, WorkerProcess
+from tests.harness.processes import ROOT, ApiProcess, WorkerProcess
 from tests.harness.services import PostgresServer, RedisServer, start_postgres, start_redis
 
 # Windows the bench writes lie within this span before the run's start; history is older.
@@ -144,7 +144,7 @@ class BenchApi(ApiProcess):
     """`python -m cli serve --workers N` on a free port; ready once every process answers."""
 
     def __init__(
-        self, services: Services, database_url: str, *, workers: int, cwd: Path | None = None
+        self, services: Services, database_url: str, *, workers: int, cwd: Path = ROOT
     ) -> None:
         super().__init__(
             env={
@@ -159,7 +159,7 @@ class BenchApi(ApiProcess):
             log_dir=services.log_dir,
             name=f"api-{workers}-{next(_api_numbers)}",
             workers=workers,
-            **({} if cwd is None else {"cwd": cwd}),
+            cwd=cwd,
         )
         self.workers: int = workers
 

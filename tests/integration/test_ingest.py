@@ -294,6 +294,30 @@ async def test_expired_key_is_treated_as_new(
     assert await conn.fetchval("SELECT count(*) FROM ingest_requests") == 1
 
 
+async def test_expired_key_with_new_readings_stores_them_and_replaces_the_answer(
+    client: httpx.AsyncClient, conn: asyncpg.Connection
+) -> None:
+    """An expired answer sends even an all-new batch round the fast path (which only takes
+    keys never stored): the careful path stores it and replaces the answer under the key."""
+    site = await make_site(client)
+    await post_batch(client, site, batch(readings(2)), key="old")
+    await conn.execute("UPDATE ingest_requests SET expires_at = now() - interval '1 second'")
+    later = readings(3, start=datetime(2026, 1, 6, tzinfo=UTC))
+    second = await post_batch(client, site, batch(later), key="old")
+    assert second.status_code == 202
+    assert "Idempotent-Replayed" not in second.headers
+    assert (second.json()["accepted"], second.json()["duplicates"]) == (3, 0)
+    stored = await conn.fetchrow(
+        "SELECT batch_id::text, expires_at > now() AS live FROM ingest_requests"
+    )
+    assert (stored["batch_id"], stored["live"]) == (second.json()["batch_id"], True)
+    counts = await table_counts(conn)
+    assert (counts["measurements"], counts["outbox"], counts["ingest_requests"]) == (5, 2, 1)
+    replay = await post_batch(client, site, batch(later), key="old")
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.content == second.content
+
+
 async def test_request_id_is_echoed_and_stored_in_the_outbox_payload(
     client: httpx.AsyncClient, conn: asyncpg.Connection
 ) -> None:
