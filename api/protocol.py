@@ -1,6 +1,10 @@
 """uvicorn's httptools protocol with a deadline for request headers: a connection that opens
 and sends nothing, or drips its headers, is answered 408 and closed after HEADER_TIMEOUT_S.
-(uvicorn times out idle keep-alive connections, but not a request whose headers never end.)"""
+(uvicorn times out idle keep-alive connections, but not a request whose headers never end.)
+
+And a response's header block leaves with its body: uvicorn writes each ASGI message as it
+comes, two sends (two syscalls, two TCP segments, two wake-ups of the client) for every
+response of this app, whose body always follows its start in the same step."""
 
 from __future__ import annotations
 
@@ -48,7 +52,10 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not before:  # a request to answer
+            self.cycle.transport = _HeadersWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -68,3 +75,48 @@ class GuardedHttpTools(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(_TIMED_OUT)
             self.transport.close()
+
+
+_FIRST, _HOLDING, _THROUGH = range(3)
+
+
+class _HeadersWithBody:
+    """The transport as one request's cycle sees it: its first write (the response's header
+    block, or 100 Continue) is held until its next write, and both go in one send; held at
+    most until the loop's next iteration (a body that comes later, or none). Every other
+    write, and everything else, goes straight to the connection's transport."""
+
+    __slots__ = ("_held", "_loop", "_state", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held = b""
+        self._state = _FIRST
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._state == _THROUGH:
+            self._transport.write(data)
+        elif self._state == _FIRST:
+            self._held = bytes(data)
+            self._state = _HOLDING
+            self._loop.call_soon(self._flush)
+        else:
+            held, self._held, self._state = self._held, b"", _THROUGH
+            self._transport.writelines((held, data))
+
+    def _flush(self) -> None:
+        if self._state == _HOLDING:
+            held, self._held, self._state = self._held, b"", _THROUGH
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
