@@ -9,11 +9,13 @@ from typing import Any
 import msgspec
 import structlog
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix
 from redis.asyncio import ConnectionPool
 
 DRAIN_JOB = "drain"
 # A fixed job id: while one drain job is queued, further nudges coalesce into it.
 DRAIN_JOB_ID = "drain:nudge"
+_DRAIN_JOB_KEY = job_key_prefix + DRAIN_JOB_ID
 log = structlog.get_logger("nudge")
 
 
@@ -41,6 +43,11 @@ class Doorbell:
     commit was three Redis round trips each, and all but the first found the fixed-id job
     already queued. A commit is still followed by a ring that starts within `interval_s`
     (plus one ring in flight).
+
+    A ring first asks whether the drain job is queued or running (one round trip), which it
+    is most of the time under load; only if not does it enqueue it (arq's enqueue_job: three
+    more, the first of which asks the same). Either way a ring that finds the job there does
+    nothing, as enqueue_job would: the job in progress drains until the outbox is empty.
 
     After a failure (Redis down) it stays quiet for `quiet_s`: the sweep drains meanwhile, and
     requests do not pay for connection attempts that will fail.
@@ -80,7 +87,8 @@ class Doorbell:
             self._next_at = time.monotonic() + self.interval_s
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    await self.redis.enqueue_job(DRAIN_JOB, _job_id=DRAIN_JOB_ID)
+                    if not await self.redis.exists(_DRAIN_JOB_KEY):
+                        await self.redis.enqueue_job(DRAIN_JOB, _job_id=DRAIN_JOB_ID)
             except Exception as exc:
                 self._quiet_until = time.monotonic() + self.quiet_s
                 log.warning("nudge_failed", error=f"{type(exc).__name__}: {exc}")

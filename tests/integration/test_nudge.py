@@ -76,10 +76,18 @@ async def test_ingest_answers_202_when_redis_is_unreachable(
 
 
 class _RecordingRedis:
-    """Stands in for ArqRedis: records when each enqueue started."""
+    """Stands in for ArqRedis: records when each enqueue started; the job is never queued
+    (a worker takes it at once) unless `queued` says so."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, queued: bool = False) -> None:
         self.enqueued: list[float] = []
+        self.asked = 0
+        self.queued = queued
+
+    async def exists(self, *keys: str) -> int:
+        self.asked += 1
+        await asyncio.sleep(0.001)  # a round trip
+        return len(keys) if self.queued else 0
 
     async def enqueue_job(self, function: str, *, _job_id: str) -> None:
         self.enqueued.append(time.monotonic())
@@ -102,3 +110,14 @@ async def test_rings_coalesce_and_every_commit_is_followed_by_a_ring_within_the_
     assert min(gaps) >= 0.045, gaps
     # ...and the last commit's ring starts within the interval (plus the ring in flight).
     assert last_ring <= redis.enqueued[-1] <= last_ring + 0.05 + 0.05
+
+
+async def test_a_ring_that_finds_the_drain_job_queued_or_running_enqueues_nothing() -> None:
+    redis = _RecordingRedis(queued=True)
+    bell = Doorbell(redis, timeout_s=1.0, interval_s=0.01)  # type: ignore[arg-type]
+    for _ in range(5):
+        bell.ring()
+        await asyncio.sleep(0.02)
+    await bell.close()
+    assert redis.asked == 5
+    assert redis.enqueued == []
