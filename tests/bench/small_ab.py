@@ -8,16 +8,21 @@ share the machine's spells of noise; a ratio (this checkout / REF) is taken with
 and the table shows medians and spreads. REF must use the same schema (its API is started on
 a database migrated by this checkout).
 
-`--profile` samples one API process of each side with py-spy (a dev dependency; it needs the
+`--profile` samples every API process of each side with py-spy (a dev dependency; it needs the
 right to ptrace the API, as root or with kernel.yama.ptrace_scope 0) during an extra 1-reading
 phase, and splits the API's CPU per request by where the samples fell: uvicorn and Litestar,
 decoding the body, the checks, the SQL round trips (asyncpg), the doorbell, logging, metrics.
+py-spy counts a thread that is runnable but not running (preempted) as busy where it stands:
+on a saturated machine a send that wakes another process (Postgres, the client, Redis) often
+yields the core to it, and collects samples meanwhile. So the profile runs at the lowest
+client count, and its split is a guide to where the time goes, not an exact CPU account.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import re
 import shutil
@@ -36,7 +41,10 @@ from tests.bench.phases import Row
 from tests.bench.stack import BenchApi, CpuMeter, Services
 from tests.harness.processes import ROOT
 
-CLIENTS = 8
+# 8 clients, each waiting for its answer, leave this code's API and Postgres ~15% idle on 2
+# cores (each request waits for its commit's fsync): a rate bounded by the clients' latency.
+# 32 saturate both sides: the rate the machine can take, as a fleet of devices would load it.
+CLIENTS = (8, 32)
 
 # Where a profile sample's CPU went: the innermost frame that matches decides (first rule that
 # matches it, in this order); frames match on their file's path.
@@ -115,23 +123,36 @@ def _category(frames: list[str]) -> str:
 
 
 async def profile(
-    api: BenchApi, timeline: Timeline, keys: dict[int, str], pm: int, seconds: float, out: Path
+    api: BenchApi,
+    timeline: Timeline,
+    keys: dict[int, str],
+    pm: int,
+    seconds: float,
+    out: Path,
+    *,
+    clients: int,
 ) -> dict[str, Any]:
-    """A 1-reading phase with py-spy sampling the first API process: the API's CPU per
+    """A 1-reading phase with py-spy sampling every API process: the API's CPU per
     request, split by category. The samples stay in `out` (py-spy's raw format: collapsed
     stacks, input to flamegraph tools)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
-    pid = api.pids()[0]
-    sampler = subprocess.Popen(
-        [
-            *(spy, "record", "--format", "raw", "--rate", "250", "--nonblocking"),
-            *("--duration", str(int(seconds)), "--output", str(out), "--pid", str(pid)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    # Every API process: the kernel hands the clients' keep-alive connections to whichever
+    # process accepts first, so one process may serve most of them (or none).
+    pids = api.pids()
+    parts = [out.with_name(f"{out.stem}-{pid}{out.suffix}") for pid in pids]
+    samplers = [
+        subprocess.Popen(
+            [
+                *(spy, "record", "--format", "raw", "--rate", "250", "--nonblocking"),
+                *("--duration", str(int(seconds)), "--output", str(part), "--pid", str(pid)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for pid, part in zip(pids, parts, strict=True)
+    ]
     await asyncio.sleep(1.0)  # py-spy attaches
     row = await phases.http_max(
         api,
@@ -140,20 +161,25 @@ async def profile(
         section="profile",
         case="1 reading",
         size=1,
-        clients=CLIENTS,
+        clients=clients,
         warmup_s=0.5,
         duration_s=seconds - 2.0,
         estimate_per_s=2500,
-        meter=CpuMeter({"api": [pid], "all_api": api.pids()}, pm),
+        meter=CpuMeter({"all_api": pids}, pm),
     )
-    _, err = await asyncio.to_thread(sampler.communicate)
-    raw = out.read_text() if out.exists() else ""
+    errors = [(await asyncio.to_thread(s.communicate))[1] for s in samplers]
+    raw = "".join(part.read_text() for part in parts if part.exists())
+    out.write_text(raw)
+    for part in parts:
+        part.unlink(missing_ok=True)
+    err = b"".join(e or b"" for e in errors)
     counts = categorize(raw)
     total = sum(counts.values())
     if not total:
         return {"error": (err or b"").decode(errors="replace").strip()[-300:] or "no samples"}
     per_request_ms = (row.cpu.get("all_api", 0.0) / (row.batches_per_s or 1.0)) * 1000
     return {
+        "clients": clients,
         "api_cpu_ms_per_request": round(per_request_ms, 3),
         "samples": total,
         "split_ms": {
@@ -196,24 +222,29 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for api in sides.values():
                 await api.start(timeout=60)
             for api in sides.values():  # pools open, statements prepared
-                await phases.warm(api, timeline, keys, clients=CLIENTS, seconds=1.0, size=1)
+                await phases.warm(
+                    api, timeline, keys, clients=max(args.clients), seconds=1.0, size=1
+                )
             tried: dict[tuple[str, str], list[Row]] = {}
             for round_no in range(args.rounds):
                 order = list(sides) if round_no % 2 == 0 else list(reversed(sides))
-                for size in args.sizes:
+                for size, clients in itertools.product(args.sizes, args.clients):
                     got: dict[str, Row] = {}
                     for side in order:
                         api = sides[side]
                         await phases.checkpoint(url)
-                        log(f"round {round_no + 1}/{args.rounds}: {size} reading(s), {side}")
+                        log(
+                            f"round {round_no + 1}/{args.rounds}: {size} reading(s), "
+                            f"{clients} clients, {side}"
+                        )
                         row = await phases.http_max(
                             api,
                             timeline,
                             keys,
-                            section=f"{size} reading{'s' * (size > 1)}",
-                            case=f"{side}, 2 API procs, {CLIENTS} clients",
+                            section=f"{size} reading{'s' * (size > 1)}, {clients} clients",
+                            case=f"{side}, 2 API procs",
                             size=size,
-                            clients=CLIENTS,
+                            clients=clients,
                             warmup_s=1.0,
                             duration_s=args.phase_s,
                             estimate_per_s=2500 if size < 100 else 600,
@@ -228,9 +259,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rows = [rounds.combine(rs) for rs in tried.values()]
             if args.profile:
                 for side, api in sides.items():
-                    log(f"profile of {side}: 1-reading batches, py-spy on one API process")
+                    log(f"profile of {side}: 1-reading batches, py-spy on every API process")
                     out = Path(args.json).with_name(f"bench-small-ab-profile-{side}.txt")
-                    profiles[side] = await profile(api, timeline, keys, pm, args.profile_s, out)
+                    profiles[side] = await profile(
+                        api, timeline, keys, pm, args.profile_s, out, clients=min(args.clients)
+                    )
         finally:
             for api in sides.values():
                 await api.stop(timeout=20)
@@ -251,7 +284,7 @@ def text(result: dict[str, Any]) -> str:
                 + report._num(_cpu_of(rows, row.section, "base"), 2)
             )
     for side, found in result["profiles"].items():
-        lines.append(f"\nAPI CPU per 1-reading request, {side}:")
+        lines.append(f"\nAPI CPU per 1-reading request, {side} ({found.get('clients')} clients):")
         if "error" in found:
             lines.append(f"  profile unavailable: {found['error']}")
             continue
@@ -295,6 +328,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[1, 10, 500], help="readings per batch"
+    )
+    parser.add_argument(
+        "--clients", type=int, nargs="+", default=list(CLIENTS), help="concurrent clients"
     )
     parser.add_argument("--phase-s", type=float, default=6.0, help="seconds measured per case")
     parser.add_argument("--sites", type=int, default=1000, help="sites (one device each)")
