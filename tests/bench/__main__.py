@@ -49,6 +49,7 @@ class Config:
     rounds: int
     extra_rounds: int  # at most this many rounds measured again for steal (quiet_rounds)
     phases: tuple[str, ...]
+    analyze_first: bool  # VACUUM (ANALYZE) before the latency phase (docs/benchmarks.md)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Config:
@@ -67,6 +68,7 @@ class Config:
             rounds=3,
             extra_rounds=3 if full else 1,
             phases=tuple(args.only or ALL_PHASES),
+            analyze_first=args.analyze_first,
         )
 
 
@@ -348,6 +350,9 @@ class Bench:
         drain_timeout = 600.0
         if "latency" in cfg.phases:
             await phases.warm(api, timeline, keys, clients=cfg.clients, seconds=2.0)
+            if cfg.analyze_first:
+                log("VACUUM (ANALYZE) of every table autovacuum would process (--analyze-first)")
+                await phases.analyze(url)
             await phases.checkpoint(url)
             tries: list[Row] = []
             for attempt in range(1 + cfg.extra_rounds):
@@ -715,6 +720,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
     parser.add_argument("--sites", type=int, default=1000, help="sites (one device each)")
     parser.add_argument("--only", nargs="+", choices=ALL_PHASES, help="run only these phases")
+    parser.add_argument(
+        "--analyze-first",
+        action="store_true",
+        help="VACUUM (ANALYZE) the tables before the latency phase (reproduces a lag collapse)",
+    )
     return parser.parse_args(argv)
 
 

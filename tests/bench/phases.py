@@ -270,6 +270,24 @@ async def checkpoint(url: str) -> None:
         await conn.close()
 
 
+async def analyze(url: str) -> None:
+    """VACUUM (ANALYZE) of every table autovacuum would process (ordinary tables and
+    partitions, not the partitioned parent). Not part of a normal run: every full run that did
+    this before the latency phase had its lag phases collapse (docs/benchmarks.md); with
+    auto_explain in the bench's Postgres, the slow statements' plans land in postgres.log."""
+    conn = await asyncpg.connect(url)
+    try:
+        tables = await conn.fetchval(
+            "SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ') FROM pg_class AS c "
+            "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'm') AND n.nspname = 'public'"
+        )
+        if tables:
+            await conn.execute(f"VACUUM (ANALYZE) {tables}")
+    finally:
+        await conn.close()
+
+
 async def wait_drained(conn: asyncpg.Connection, *, timeout_s: float) -> float:
     """Poll until nothing is pending; returns the server clock then (epoch s)."""
     deadline = time.monotonic() + timeout_s

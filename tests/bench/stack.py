@@ -24,8 +24,14 @@ from tests.harness.services import PostgresServer, RedisServer, start_postgres, 
 RECENT = timedelta(days=30)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Beyond PostgreSQL's defaults, only logging: every autovacuum run (and checkpoint, on by
-# default) lands in postgres.log with its time, to line up with a phase's stalls.
-PG_SETTINGS = {"log_autovacuum_min_duration": "0"}
+# default) lands in postgres.log with its time, to line up with a phase's stalls; so does the
+# plan of any statement that ran 1 s or longer (auto_explain without ANALYZE: no per-node
+# timing, nothing measurable on statements that take ~1 ms).
+PG_SETTINGS = {
+    "log_autovacuum_min_duration": "0",
+    "session_preload_libraries": "auto_explain",
+    "auto_explain.log_min_duration": "1s",
+}
 
 
 @dataclass
