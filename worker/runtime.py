@@ -32,7 +32,8 @@ class Runtime:
     async def start(cls, settings: Settings) -> Runtime:
         """Everything the jobs use, and the loops beside them (heartbeat, deliveries, queue
         samples and, with NATS_URL, the stream relay: they run whether Redis is up or not)."""
-        pool = await db.open_pool(settings)  # waits out a failover under way
+        # Waits out a failover under way; plans each statement afresh (db.WORKER_POOL_SETTINGS).
+        pool = await db.open_pool(settings, server_settings=db.WORKER_POOL_SETTINGS)
         state = WorkerState()
         deliverer = Deliverer(pool, settings)
         state.wake_delivery = deliverer.wake

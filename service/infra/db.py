@@ -91,6 +91,18 @@ POOL_SETTINGS = {
     "idle_in_transaction_session_timeout": "60000",
 }
 
+# The worker's sessions plan every statement for its parameters and for the tables as they
+# are now (no cached generic plan). A generic plan is planned once and kept until a table's
+# statistics change: a month partition that was analyzed while empty (an operator's
+# database-wide ANALYZE, vacuumdb after a restore, or a month created ahead) is planned as a
+# sequential scan of nothing, and the drain's recompute kept that plan while the partition
+# filled: one scan of the whole partition per (site, hour) bucket, ~1-10 s per drain (bench
+# --analyze-first: lag p99 5.6 s and 503s; postgres.log, auto_explain). Planning each time
+# costs what the drain can spare: ~4 ms per recompute of 50 buckets either way (64
+# partitions), once per claim of up to DRAIN_BATCH_SIZE events. The API keeps generic plans:
+# its one ingest statement is planned once, not per request.
+WORKER_POOL_SETTINGS = {**POOL_SETTINGS, "plan_cache_mode": "force_custom_plan"}
+
 
 # A host failing with one of these passes to the next host of the DSN.
 _NEXT_HOST: tuple[type[Exception], ...] = (OSError, TimeoutError, asyncpg.PostgresError)
@@ -165,7 +177,11 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    settings: Settings, *, dsn: str | None = None, min_size: int | None = None
+    settings: Settings,
+    *,
+    dsn: str | None = None,
+    min_size: int | None = None,
+    server_settings: dict[str, str] = POOL_SETTINGS,
 ) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn or settings.database_url,
@@ -175,19 +191,21 @@ async def create_pool(
         connect=functools.partial(connect_hosts, timeout_s=settings.db_connect_timeout_s),
         init=init_connection,
         reset=_keep_session,
-        server_settings=POOL_SETTINGS,
+        server_settings=server_settings,
     )
     assert pool is not None
     return pool
 
 
-async def open_pool(settings: Settings, *, wait_s: float = 30.0) -> asyncpg.Pool:
+async def open_pool(
+    settings: Settings, *, wait_s: float = 30.0, server_settings: dict[str, str] = POOL_SETTINGS
+) -> asyncpg.Pool:
     """The pool, waiting up to `wait_s` for a primary to answer: containers start in any
     order, and a process (re)started mid-failover finds no read-write host for a while."""
     deadline = asyncio.get_running_loop().time() + wait_s
     while True:
         try:
-            return await create_pool(settings)
+            return await create_pool(settings, server_settings=server_settings)
         except CONNECTION_ERRORS as exc:
             if asyncio.get_running_loop().time() > deadline:
                 raise

@@ -1,0 +1,74 @@
+"""The drain plans its statements for the tables as they are now (db.WORKER_POOL_SETTINGS).
+
+A month partition analyzed while empty (a database-wide ANALYZE, vacuumdb after a restore, a
+month created ahead) is planned as a scan of nothing. A cached generic plan keeps that scan
+while the partition fills, and the drain's recompute then read the whole partition once per
+(site, hour) bucket: seconds per drain (make bench --analyze-first, before this setting).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from service.infra import db, queries
+from service.infra.settings import Settings
+
+ARGS = "(ARRAY[{site}]::bigint[], ARRAY['2024-01-10 00:00+00']::timestamptz[], 2024, 1e9, '5 days')"
+
+
+async def _plan_once_the_empty_partition_filled(
+    pool: asyncpg.Pool, site: int, *, plan_cache_mode: str | None = None
+) -> str:
+    """The recompute's plan in a session that ran it while 2024-01 was empty and analyzed."""
+    q = queries.load("aggregates")["recompute_hours_find_leaks_and_late_months"]
+    args = ARGS.format(site=site)
+    async with pool.acquire() as conn:
+        if plan_cache_mode is not None:
+            await conn.execute(f"SET plan_cache_mode = {plan_cache_mode}")
+        await conn.execute("TRUNCATE measurements_2024_01")
+        await conn.execute("ANALYZE measurements_2024_01")  # empty: reltuples 0
+        await conn.execute(
+            f"PREPARE recompute (bigint[], timestamptz[], int, float8, interval) AS {q}"
+        )
+        for _ in range(6):  # past the custom plans a generic one may replace
+            await conn.execute(f"EXECUTE recompute {args}")
+        await conn.execute(
+            "INSERT INTO measurements (site_id, ts, methane_kg, device_id, batch_id) "
+            "SELECT $1, '2024-01-01 00:00+00'::timestamptz + g * interval '1 minute', 1.0, "
+            "'dev', gen_random_uuid() FROM generate_series(0, 40000) AS g",
+            site,
+        )
+        plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE recompute {args}"))
+        await conn.execute("DEALLOCATE recompute")
+        await conn.execute("RESET plan_cache_mode")  # back to the session's own setting
+    return plan
+
+
+async def test_the_drain_replans_a_partition_that_filled_after_it_was_analyzed_empty(
+    conn: asyncpg.Connection, settings: Settings
+) -> None:
+    site = await conn.fetchval(
+        "INSERT INTO sites (name, emission_limit_kg) VALUES ('plans', 1e6) RETURNING id"
+    )
+    await conn.execute("SELECT ensure_measurement_partition('2024-01-01'::date)")
+    api_pool = await db.create_pool(settings, min_size=1)
+    worker_pool = await db.create_pool(
+        settings, min_size=1, server_settings=db.WORKER_POOL_SETTINGS
+    )
+    try:
+        # The trap: a generic plan (which the default plan cache may settle on after five
+        # executions, as it did in the bench) keeps the scan of the once-empty partition.
+        generic = await _plan_once_the_empty_partition_filled(
+            api_pool, site, plan_cache_mode="force_generic_plan"
+        )
+        async with worker_pool.acquire() as session:
+            mode = await session.fetchval("SHOW plan_cache_mode")
+        fresh = await _plan_once_the_empty_partition_filled(worker_pool, site)
+    finally:
+        await api_pool.close()
+        await worker_pool.close()
+    assert "Seq Scan on measurements_2024_01" in generic, generic
+    assert mode == "force_custom_plan"
+    # The worker's sessions plan for the 40,001 rows there now: the primary key's index.
+    assert "Seq Scan on measurements_2024_01" not in fresh, fresh
+    assert "measurements_2024_01_pkey" in fresh, fresh
