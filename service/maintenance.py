@@ -89,5 +89,22 @@ async def maintain(
     }
 
 
+async def analyze_outgrown_partitions(conn: asyncpg.Connection) -> list[str]:
+    """ANALYZE each measurements partition that outgrew its statistics; their names.
+
+    A partition analyzed while empty (an operator's database-wide ANALYZE, or vacuumdb after
+    a restore, reaching a month created ahead) is planned as a scan of nothing. Every session's
+    cached generic plan keeps that scan while the month fills, until autovacuum analyzes it
+    (50 rows plus 10%, checked once a minute at best, later when its workers are busy): the
+    API's ingest statement and the drain then read the whole partition per request or bucket
+    (make bench --analyze-first: 7-19 s requests and 503s). ANALYZE refreshes the statistics
+    and invalidates those plans in every session, which replan with the index.
+    """
+    found = [r["partition"] for r in await conn.fetch(queries.load(Q)["outgrown_partitions"])]
+    for name in found:
+        await conn.execute(f"ANALYZE {name}")  # a name from the catalog, quoted by format()
+    return found
+
+
 async def table_sizes(conn: asyncpg.Connection) -> dict[str, int]:
     return {r["table"]: r["bytes"] for r in await conn.fetch(queries.load(Q)["table_sizes"])}

@@ -56,6 +56,19 @@ async def maintain(ctx: dict[str, Any]) -> None:
     log.info("maintenance", **done)
 
 
+async def refresh_statistics(ctx: dict[str, Any]) -> None:
+    """Every 5 s: ANALYZE a measurements partition that outgrew its statistics."""
+    rt: Runtime = ctx["runtime"]
+    try:
+        async with db.connection(rt.pool) as conn:
+            analyzed = await maintenance.analyze_outgrown_partitions(conn)
+    except DatabaseUnavailable:
+        log.warning("statistics_refresh_skipped", reason="postgres unreachable or read-only")
+        return
+    if analyzed:
+        log.info("partitions_analyzed", partitions=analyzed)
+
+
 async def check_stale(ctx: dict[str, Any]) -> None:
     """Every minute: a stale alert for each site that went quiet (once per quiet spell)."""
     rt: Runtime = ctx["runtime"]

@@ -36,6 +36,14 @@ def arq_options(settings: Settings) -> dict[str, Any]:
                 max_tries=1,
             ),
             cron(jobs.check_stale, name="check_stale", second=30, run_at_startup=True, max_tries=1),
+            cron(
+                jobs.refresh_statistics,
+                name="refresh_statistics",
+                second=set(range(2, 60, 5)),
+                run_at_startup=True,
+                keep_result=0,
+                max_tries=1,
+            ),
             # Every 10 minutes: retention deletes for up to 20 s a run (the job timeout is 30 s),
             # ~6x what an hourly run could keep up with; partitions are checked as often.
             cron(

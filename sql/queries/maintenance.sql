@@ -49,3 +49,17 @@ WHERE relkind IN ('r', 'p')
   AND (relname IN ('measurements_default', 'ingest_requests', 'outbox', 'site_hourly')
        OR relname LIKE 'measurements\_%')
 ORDER BY relname;
+
+-- name: outgrown_partitions
+-- Partitions of measurements at least twice as large (plus 16 pages) as their statistics say:
+-- analyzed while empty or small (a month created ahead and reached by a database-wide
+-- ANALYZE), then filled faster than autovacuum analyzes. Plans made from those statistics
+-- scan the whole partition (service/maintenance.py, analyze_outgrown_partitions).
+SELECT format('%I.%I', n.nspname, c.relname) AS partition
+FROM pg_inherits AS i
+JOIN pg_class AS c ON c.oid = i.inhrelid
+JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE i.inhparent = 'measurements'::regclass
+  AND pg_relation_size(c.oid) / current_setting('block_size')::int
+      > 2 * greatest(c.relpages, 0) + 16
+ORDER BY 1;

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from service import maintenance
 from service.infra import db, queries
 from service.infra.settings import Settings
 
@@ -17,7 +18,11 @@ ARGS = "(ARRAY[{site}]::bigint[], ARRAY['2024-01-10 00:00+00']::timestamptz[], 2
 
 
 async def _plan_once_the_empty_partition_filled(
-    pool: asyncpg.Pool, site: int, *, plan_cache_mode: str | None = None
+    pool: asyncpg.Pool,
+    site: int,
+    *,
+    plan_cache_mode: str | None = None,
+    analyze_after_filling: bool = False,
 ) -> str:
     """The recompute's plan in a session that ran it while 2024-01 was empty and analyzed."""
     q = queries.load("aggregates")["recompute_hours_find_leaks_and_late_months"]
@@ -38,6 +43,10 @@ async def _plan_once_the_empty_partition_filled(
             "'dev', gen_random_uuid() FROM generate_series(0, 40000) AS g",
             site,
         )
+        if analyze_after_filling:  # what the worker's refresh_statistics does
+            assert await maintenance.analyze_outgrown_partitions(conn) == [
+                "public.measurements_2024_01"
+            ]
         plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE recompute {args}"))
         await conn.execute("DEALLOCATE recompute")
         await conn.execute("RESET plan_cache_mode")  # back to the session's own setting
@@ -72,3 +81,29 @@ async def test_the_drain_replans_a_partition_that_filled_after_it_was_analyzed_e
     # The worker's sessions plan for the 40,001 rows there now: the primary key's index.
     assert "Seq Scan on measurements_2024_01" not in fresh, fresh
     assert "measurements_2024_01_pkey" in fresh, fresh
+
+
+async def test_a_partition_that_outgrew_its_statistics_is_analyzed_and_plans_heal(
+    conn: asyncpg.Connection, settings: Settings
+) -> None:
+    """The worker's refresh (every 5 s) ANALYZEs such a partition: every session's cached
+    plans are invalidated and replanned for its size, the API's generic ones included."""
+    site = await conn.fetchval(
+        "INSERT INTO sites (name, emission_limit_kg) VALUES ('heal', 1e6) RETURNING id"
+    )
+    await conn.execute("SELECT ensure_measurement_partition('2024-01-01'::date)")
+    pool = await db.create_pool(settings, min_size=1)
+    try:
+        trapped = await _plan_once_the_empty_partition_filled(
+            pool, site, plan_cache_mode="force_generic_plan", analyze_after_filling=True
+        )
+    finally:
+        await pool.close()
+    assert "Seq Scan on measurements_2024_01" not in trapped, trapped
+    assert "measurements_2024_01_pkey" in trapped, trapped
+    # Analyzed once: now its statistics match its size, and nothing is left to do.
+    reltuples = await conn.fetchval(
+        "SELECT reltuples FROM pg_class WHERE oid = 'measurements_2024_01'::regclass"
+    )
+    assert reltuples == 40001
+    assert await maintenance.analyze_outgrown_partitions(conn) == []
