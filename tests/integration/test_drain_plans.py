@@ -1,9 +1,11 @@
-"""The drain plans its statements for the tables as they are now (db.WORKER_POOL_SETTINGS).
+"""Plans that outlive a month partition's statistics (docs/benchmarks.md, the lag collapse).
 
 A month partition analyzed while empty (a database-wide ANALYZE, vacuumdb after a restore, a
 month created ahead) is planned as a scan of nothing. A cached generic plan keeps that scan
-while the partition fills, and the drain's recompute then read the whole partition once per
-(site, hour) bucket: seconds per drain (make bench --analyze-first, before this setting).
+while the partition fills: the drain's recompute read the whole partition once per (site,
+hour) bucket, the API's ingest once per request (make bench --analyze-first). The worker plans
+afresh (db.WORKER_POOL_SETTINGS) and ANALYZEs a partition that outgrew its statistics, which
+makes every session replan (maintenance.analyze_outgrown_partitions).
 """
 
 from __future__ import annotations
