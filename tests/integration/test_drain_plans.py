@@ -10,11 +10,15 @@ makes every session replan (maintenance.analyze_outgrown_partitions).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
+import pytest
 
 from service import maintenance
 from service.infra import db, queries
 from service.infra.settings import Settings
+from tests.harness.processes import WorkerProcess, wait_for
 
 ARGS = "(ARRAY[{site}]::bigint[], ARRAY['2024-01-10 00:00+00']::timestamptz[], 2024, 1e9, '5 days')"
 
@@ -109,3 +113,31 @@ async def test_a_partition_that_outgrew_its_statistics_is_analyzed_and_plans_hea
     )
     assert reltuples == 40001
     assert await maintenance.analyze_outgrown_partitions(conn) == []
+
+
+@pytest.mark.slow
+async def test_a_running_worker_analyzes_a_partition_that_outgrew_its_statistics(
+    conn: asyncpg.Connection, settings: Settings, tmp_path: Path
+) -> None:
+    site = await conn.fetchval(
+        "INSERT INTO sites (name, emission_limit_kg) VALUES ('cron', 1e6) RETURNING id"
+    )
+    await conn.execute("SELECT ensure_measurement_partition('2024-01-01'::date)")
+    # Only the worker may analyze it here: autovacuum is off for this partition.
+    await conn.execute("ALTER TABLE measurements_2024_01 SET (autovacuum_enabled = off)")
+    await conn.execute("ANALYZE measurements_2024_01")  # empty
+    urls = {"database_url": settings.database_url, "redis_url": settings.redis_url}
+    async with WorkerProcess(**urls, log_dir=tmp_path, name="stats"):
+        await conn.execute(
+            "INSERT INTO measurements (site_id, ts, methane_kg, device_id, batch_id) "
+            "SELECT $1, '2024-01-01 00:00+00'::timestamptz + g * interval '1 minute', 1.0, "
+            "'dev', gen_random_uuid() FROM generate_series(0, 40000) AS g",
+            site,
+        )
+        query = "SELECT reltuples FROM pg_class WHERE oid = 'measurements_2024_01'::regclass"
+
+        async def analyzed() -> bool:
+            return bool(await conn.fetchval(query) == 40001)
+
+        # refresh_statistics runs every 5 s.
+        await wait_for(analyzed, timeout=15, interval=0.2, message="never analyzed")
