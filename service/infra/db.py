@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Mapping
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -181,7 +182,7 @@ async def create_pool(
     *,
     dsn: str | None = None,
     min_size: int | None = None,
-    server_settings: dict[str, str] = POOL_SETTINGS,
+    server_settings: Mapping[str, str] = POOL_SETTINGS,
 ) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn or settings.database_url,
@@ -191,14 +192,14 @@ async def create_pool(
         connect=functools.partial(connect_hosts, timeout_s=settings.db_connect_timeout_s),
         init=init_connection,
         reset=_keep_session,
-        server_settings=server_settings,
+        server_settings=dict(server_settings),
     )
     assert pool is not None
     return pool
 
 
 async def open_pool(
-    settings: Settings, *, wait_s: float = 30.0, server_settings: dict[str, str] = POOL_SETTINGS
+    settings: Settings, *, wait_s: float = 30.0, server_settings: Mapping[str, str] = POOL_SETTINGS
 ) -> asyncpg.Pool:
     """The pool, waiting up to `wait_s` for a primary to answer: containers start in any
     order, and a process (re)started mid-failover finds no read-write host for a while."""

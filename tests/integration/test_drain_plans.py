@@ -23,6 +23,16 @@ from tests.harness.processes import WorkerProcess, wait_for
 ARGS = "(ARRAY[{site}]::bigint[], ARRAY['2024-01-10 00:00+00']::timestamptz[], 2024, 1e9, '5 days')"
 
 
+async def _fill_january_2024(conn: asyncpg.Connection, site: int) -> None:
+    """40,001 one-minute readings into the 2024-01 partition (~300 pages)."""
+    await conn.execute(
+        "INSERT INTO measurements (site_id, ts, methane_kg, device_id, batch_id) "
+        "SELECT $1, '2024-01-01 00:00+00'::timestamptz + g * interval '1 minute', 1.0, "
+        "'dev', gen_random_uuid() FROM generate_series(0, 40000) AS g",
+        site,
+    )
+
+
 async def _plan_once_the_empty_partition_filled(
     pool: asyncpg.Pool,
     site: int,
@@ -43,12 +53,7 @@ async def _plan_once_the_empty_partition_filled(
         )
         for _ in range(6):  # past the custom plans a generic one may replace
             await conn.execute(f"EXECUTE recompute {args}")
-        await conn.execute(
-            "INSERT INTO measurements (site_id, ts, methane_kg, device_id, batch_id) "
-            "SELECT $1, '2024-01-01 00:00+00'::timestamptz + g * interval '1 minute', 1.0, "
-            "'dev', gen_random_uuid() FROM generate_series(0, 40000) AS g",
-            site,
-        )
+        await _fill_january_2024(conn, site)
         if analyze_after_filling:  # what the worker's refresh_statistics does
             assert await maintenance.analyze_outgrown_partitions(conn) == [
                 "public.measurements_2024_01"
@@ -128,12 +133,7 @@ async def test_a_running_worker_analyzes_a_partition_that_outgrew_its_statistics
     await conn.execute("ANALYZE measurements_2024_01")  # empty
     urls = {"database_url": settings.database_url, "redis_url": settings.redis_url}
     async with WorkerProcess(**urls, log_dir=tmp_path, name="stats"):
-        await conn.execute(
-            "INSERT INTO measurements (site_id, ts, methane_kg, device_id, batch_id) "
-            "SELECT $1, '2024-01-01 00:00+00'::timestamptz + g * interval '1 minute', 1.0, "
-            "'dev', gen_random_uuid() FROM generate_series(0, 40000) AS g",
-            site,
-        )
+        await _fill_january_2024(conn, site)
         query = "SELECT reltuples FROM pg_class WHERE oid = 'measurements_2024_01'::regclass"
 
         async def analyzed() -> bool:
