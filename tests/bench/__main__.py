@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -64,7 +65,7 @@ class Config:
             latency_s=15.0 if full else 5.0,
             lag_s=20.0 if full else 8.0,
             growth_levels=(0, 1_000_000, 10_000_000) if full else (0, 100_000, 1_000_000),
-            growth_batches=3000 if full else 600,
+            growth_batches=2000 if full else 400,
             rounds=3,
             extra_rounds=3 if full else 1,
             phases=tuple(args.only or ALL_PHASES),
@@ -281,8 +282,8 @@ class Bench:
                 )
                 row.extra["procs"] = procs
                 rows.append(self.rss(row, api))
-        if "drain" in cfg.phases and 2 in apis:
-            rows += await self._sustained(tag, url, timeline, keys, apis[2], meter)
+        if "drain" in cfg.phases and apis:
+            rows += await self._sustained(round_no, url, timeline, keys, apis, meter)
         ceiling = max((r.batches_per_s or 0 for r in rows if r.section == "db ceiling"), default=0)
         copy = max((r.batches_per_s or 0 for r in rows if r.section == "copy"), default=0)
         for row in rows:
@@ -295,44 +296,53 @@ class Bench:
 
     async def _sustained(
         self,
-        tag: str,
+        round_no: int,
         url: str,
         timeline: Timeline,
         keys: dict[int, str],
-        api: BenchApi,
+        apis: dict[int, BenchApi],
         meter: Any,
     ) -> list[Row]:
         """A worker started on the round's backlog (the drain row), then max ingest with it
-        draining alongside: how one box runs in production."""
+        draining alongside, per API configuration (alternating which goes first), each from
+        a drained outbox: how one box runs in production."""
         cfg = self.cfg
+        tag = f"round {round_no + 1}"
         log(f"{tag}: drain of the round's backlog")
+        any_api = apis[max(apis)]
         drained, worker = await phases.drain_backlog(
             url,
             lambda: self.worker(url),
             case=f"backlog of {cfg.size}-reading batches",
-            meter=meter(api=api.pids()),
+            meter=meter(api=any_api.pids()),
             timeout_s=600.0,
         )
+        rows = [drained]
+        order = sorted(apis, reverse=bool(round_no % 2))
         try:
-            log(f"{tag}: max ingest with the worker draining alongside")
-            row = await phases.http_max(
-                api,
-                timeline,
-                keys,
-                section="sustained",
-                case=f"2 API procs + worker draining, {cfg.clients} clients",
-                size=cfg.size,
-                clients=cfg.clients,
-                warmup_s=cfg.warmup_s,
-                duration_s=cfg.phase_s,
-                estimate_per_s=500,
-                meter=meter(api=api.pids(), worker=[worker.pid]),
-            )
-            self.rss(row, api)
-            row.extra["drained_s_after_load"] = await phases.drained_after(url)
+            for procs in order:
+                api = apis[procs]
+                label = f"{procs} API proc{'s' * (procs > 1)}"
+                log(f"{tag}: max ingest, {label}, with the worker draining alongside")
+                row = await phases.http_max(
+                    api,
+                    timeline,
+                    keys,
+                    section="sustained",
+                    case=f"{label} + worker draining, {cfg.clients} clients",
+                    size=cfg.size,
+                    clients=cfg.clients,
+                    warmup_s=cfg.warmup_s,
+                    duration_s=cfg.phase_s,
+                    estimate_per_s=500,
+                    meter=meter(api=api.pids(), worker=[worker.pid]),
+                )
+                self.rss(row, api)
+                row.extra["drained_s_after_load"] = await phases.drained_after(url)
+                rows.append(row)
         finally:
             await self.stop_worker(worker)
-        return [drained, row]
+        return rows
 
     async def _ingest_rows(
         self,
@@ -501,8 +511,11 @@ class Bench:
         return bool(stored == counted)
 
     async def _growth(self, start: Any, procs: int) -> list[Row]:
+        """Per-batch cost with 0, 1M and 10M readings stored, in interleaved rounds: each level's
+        history is built once into a template database; every measurement runs on a fresh copy
+        of it (so no round sees what an earlier one wrote), the levels in a rotated order."""
         cfg = self.cfg
-        rows: list[Row] = []
+        templates: dict[int, tuple[str, list[int], dict[int, str], float]] = {}
         for level in cfg.growth_levels:
             name = f"bench_growth_{level}"
             log(f"growth: {level:,} stored readings (building history)")
@@ -511,60 +524,101 @@ class Bench:
             )
             t0 = time.perf_counter()
             await build_history(url, sites, level, end=start - stack.RECENT)
-            built_s = time.perf_counter() - t0
-            postmaster = await stack.postmaster_pid(url)
-            timeline = Timeline(sites, start=start, tag=f"growth-{level}")
-            api = await self.api(url, 1)
-            worker = await self.worker(url)
-            try:
-                common = dict(size=cfg.size, clients=cfg.clients, drain_timeout_s=600.0)
-                groups = {"client": [os.getpid()], "api": api.pids(), "worker": [worker.pid]}
-                # Warm the processes and caches first; the measured round starts drained.
-                await phases.ingest_and_drain(
-                    api,
-                    url,
-                    timeline,
+            templates[level] = (name, sites, keys, time.perf_counter() - t0)
+
+        async def one_round(round_no: int) -> list[Row]:
+            levels = list(cfg.growth_levels)
+            shift = round_no % len(levels)
+            rows: dict[int, Row] = {}
+            for level in levels[shift:] + levels[:shift]:
+                name, sites, keys, built_s = templates[level]
+                log(f"growth, round {round_no + 1}: {level:,} stored readings (measuring)")
+                rows[level] = await self._growth_once(
+                    name,
                     keys,
-                    batches=max(50, cfg.growth_batches // 10),
-                    meter=CpuMeter(groups, postmaster),
-                    **common,
+                    Timeline(sites, start=start, tag=f"growth-{level}-{round_no}"),
+                    level,
+                    built_s,
                 )
-                log(f"growth: {level:,} stored readings (measuring)")
-                got = await phases.ingest_and_drain(
-                    api,
-                    url,
-                    timeline,
-                    keys,
-                    batches=cfg.growth_batches,
-                    meter=CpuMeter(groups, postmaster),
-                    **common,
-                )
-            finally:
-                await self.stop_api(api)
-                await self.stop_worker(worker)
+            first = rows[levels[0]].extra["ms_per_batch"]
+            for level in levels[1:]:
+                rows[level].ratio = rows[level].extra["ms_per_batch"] / first
+            return [rows[level] for level in levels]
+
+        try:
+            tried: dict[str, list[Row]] = {}
+            for got in await self.quiet_rounds("growth rounds", one_round):
+                for row in got:
+                    tried.setdefault(row.case, []).append(row)
+        finally:
+            for name, *_ in templates.values():
                 await stack.drop_database(self.services, name)
-            row = Row(
-                "growth",
-                f"{level:,} readings stored",
-                batches_per_s=got["batches"] / got["total_s"],
-                readings_per_s=got["batches"] * cfg.size / got["total_s"],
-                p50_ms=got["ingest_p50_ms"],
-                p99_ms=got["ingest_p99_ms"],
-                cpu=got["cpu"],
-                extra={
-                    "ms_per_batch": round(got["ms_per_batch"], 3),
-                    "ingest_s": round(got["ingest_s"], 2),
-                    "drained_s": round(got["total_s"], 2),
-                    "history_built_s": round(built_s, 1),
-                },
+        rows = []
+        for got in tried.values():
+            row = rounds.combine(got)
+            row.extra["ms_per_batch"] = round(
+                statistics.median(r.extra["ms_per_batch"] for r in got), 3
             )
-            if got["errors"]:
-                row.extra["errors"] = got["errors"]
-            if rows:
-                row.ratio = got["ms_per_batch"] / rows[0].extra["ms_per_batch"]
+            if row.ratio is not None:
                 row.extra["cost_vs_0"] = round(row.ratio, 3)
             rows.append(self.add(row))
         return rows
+
+    async def _growth_once(
+        self, template: str, keys: dict[int, str], timeline: Timeline, level: int, built_s: float
+    ) -> Row:
+        """One measurement on a fresh copy of `template`: warm-up batches, then
+        `cfg.growth_batches` as fast as the clients go, with the worker draining alongside."""
+        cfg = self.cfg
+        name = "bench_growth_run"
+        url = await stack.clone_database(self.services, template, name)
+        postmaster = await stack.postmaster_pid(url)
+        api = await self.api(url, 1)
+        worker = await self.worker(url)
+        try:
+            common = dict(size=cfg.size, clients=cfg.clients, drain_timeout_s=600.0)
+            groups = {"client": [os.getpid()], "api": api.pids(), "worker": [worker.pid]}
+            # Warm the processes and caches first; the measured part starts drained.
+            await phases.ingest_and_drain(
+                api,
+                url,
+                timeline,
+                keys,
+                batches=max(50, cfg.growth_batches // 10),
+                meter=CpuMeter(groups, postmaster),
+                **common,
+            )
+            got = await phases.ingest_and_drain(
+                api,
+                url,
+                timeline,
+                keys,
+                batches=cfg.growth_batches,
+                meter=CpuMeter(groups, postmaster),
+                **common,
+            )
+        finally:
+            await self.stop_api(api)
+            await self.stop_worker(worker)
+            await stack.drop_database(self.services, name)
+        row = Row(
+            "growth",
+            f"{level:,} readings stored",
+            batches_per_s=got["batches"] / got["total_s"],
+            readings_per_s=got["batches"] * cfg.size / got["total_s"],
+            p50_ms=got["ingest_p50_ms"],
+            p99_ms=got["ingest_p99_ms"],
+            cpu=got["cpu"],
+            extra={
+                "ms_per_batch": round(got["ms_per_batch"], 3),
+                "ingest_s": round(got["ingest_s"], 2),
+                "drained_s": round(got["total_s"], 2),
+                "history_built_s": round(built_s, 1),
+            },
+        )
+        if got["errors"]:
+            row.extra["errors"] = got["errors"]
+        return self.show(row)
 
 
 def targets(summary: dict[str, Any], rows: list[Row]) -> list[dict[str, Any]]:
@@ -593,15 +647,16 @@ def targets(summary: dict[str, Any], rows: list[Row]) -> list[dict[str, Any]]:
                 "met": (best.ratio or 0) >= 0.75,
             }
         )
-    for r in pick("sustained"):
-        if r.ratio is None:
-            continue
+    sustained = [r for r in pick("sustained") if r.ratio is not None]
+    if sustained:
+        # As for end to end: the API configuration with the best median.
+        r = max(sustained, key=lambda r: r.ratio or 0)
         found.append(
             {
                 "target": "ingest with the worker draining >= 0.75 of the DB ceiling (median)",
-                "measured": f"median {r.ratio:.2f} ({spread(r)}); "
+                "measured": f"median {r.ratio:.2f} ({r.case}; {spread(r)}); "
                 f"{r.cpu_ms or 0:.2f} ms CPU per batch with its drain",
-                "met": r.ratio >= 0.75,
+                "met": (r.ratio or 0) >= 0.75,
             }
         )
     for r in pick("latency"):
@@ -635,7 +690,7 @@ def targets(summary: dict[str, Any], rows: list[Row]) -> list[dict[str, Any]]:
         found.append(
             {
                 "target": f"per-batch cost with {last.case} within 20% of none",
-                "measured": f"{last.ratio:.2f}x in wall time per batch, "
+                "measured": f"median {last.ratio:.2f}x in wall time per batch ({spread(last)}), "
                 f"{cpu:.2f}x in CPU per batch",
                 "met": (last.ratio or 9) <= 1.2,
             }

@@ -9,9 +9,10 @@ and the table shows medians and spreads. REF must use the same schema (its API i
 a database migrated by this checkout).
 
 `--profile` samples every API process of each side with py-spy (a dev dependency; it needs the
-right to ptrace the API, as root or with kernel.yama.ptrace_scope 0) during an extra 1-reading
-phase, and splits the API's CPU per request by where the samples fell: uvicorn and Litestar,
-decoding the body, the checks, the SQL round trips (asyncpg), the doorbell, logging, metrics.
+right to ptrace the API, as root or with kernel.yama.ptrace_scope 0) during an extra phase of
+1-reading batches (`--profile-size N`: N readings), and splits the API's CPU per request by
+where the samples fell: uvicorn and Litestar, decoding the body, the checks, the SQL round
+trips (asyncpg), the doorbell, logging, metrics.
 py-spy counts a thread that is runnable but not running (preempted) as busy where it stands:
 on a saturated machine a send that wakes another process (Postgres, the client, Redis) often
 yields the core to it, and collects samples meanwhile. So the profile runs at the lowest
@@ -131,10 +132,11 @@ async def profile(
     out: Path,
     *,
     clients: int,
+    size: int = 1,
 ) -> dict[str, Any]:
-    """A 1-reading phase with py-spy sampling every API process: the API's CPU per
-    request, split by category. The samples stay in `out` (py-spy's raw format: collapsed
-    stacks, input to flamegraph tools)."""
+    """A phase of `size`-reading batches (--profile-size) with py-spy sampling every API
+    process: the API's CPU per request, split by category. The samples stay in `out`
+    (py-spy's raw format: collapsed stacks, input to flamegraph tools)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
@@ -159,12 +161,12 @@ async def profile(
         timeline,
         keys,
         section="profile",
-        case="1 reading",
-        size=1,
+        case=f"{size} reading(s)",
+        size=size,
         clients=clients,
         warmup_s=0.5,
         duration_s=seconds - 2.0,
-        estimate_per_s=2500,
+        estimate_per_s=2500 if size < 100 else 600,
         meter=CpuMeter({"all_api": pids}, pm),
     )
     errors = [(await asyncio.to_thread(s.communicate))[1] for s in samplers]
@@ -180,6 +182,7 @@ async def profile(
     per_request_ms = (row.cpu.get("all_api", 0.0) / (row.batches_per_s or 1.0)) * 1000
     return {
         "clients": clients,
+        "size": size,
         "api_cpu_ms_per_request": round(per_request_ms, 3),
         "samples": total,
         "split_ms": {
@@ -259,10 +262,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rows = [rounds.combine(rs) for rs in tried.values()]
             if args.profile:
                 for side, api in sides.items():
-                    log(f"profile of {side}: 1-reading batches, py-spy on every API process")
+                    size = args.profile_size
+                    log(f"profile of {side}: {size}-reading batches, py-spy on every API process")
                     out = Path(args.json).with_name(f"bench-small-ab-profile-{side}.txt")
                     profiles[side] = await profile(
-                        api, timeline, keys, pm, args.profile_s, out, clients=min(args.clients)
+                        api,
+                        timeline,
+                        keys,
+                        pm,
+                        args.profile_s,
+                        out,
+                        clients=min(args.clients),
+                        size=size,
                     )
         finally:
             for api in sides.values():
@@ -284,7 +295,10 @@ def text(result: dict[str, Any]) -> str:
                 + report._num(_cpu_of(rows, row.section, "base"), 2)
             )
     for side, found in result["profiles"].items():
-        lines.append(f"\nAPI CPU per 1-reading request, {side} ({found.get('clients')} clients):")
+        lines.append(
+            f"\nAPI CPU per {found.get('size')}-reading request, {side}"
+            f" ({found.get('clients')} clients):"
+        )
         if "error" in found:
             lines.append(f"  profile unavailable: {found['error']}")
             continue
@@ -336,6 +350,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sites", type=int, default=1000, help="sites (one device each)")
     parser.add_argument("--profile", action="store_true", help="split the API's CPU (py-spy)")
     parser.add_argument("--profile-s", type=float, default=12.0, help="seconds profiled per side")
+    parser.add_argument("--profile-size", type=int, default=1, help="readings per profiled batch")
     parser.add_argument("--json", default="artifacts/bench-small-ab.json")
     parser.add_argument("--logs", default="artifacts/bench-logs-ab")
     parser.add_argument("--trees", default="artifacts/bench-base", help="where REF is unpacked")

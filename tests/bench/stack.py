@@ -94,6 +94,17 @@ async def prepare_database(
     return url, site_ids, keys
 
 
+async def clone_database(services: Services, template: str, name: str) -> str:
+    """A fresh copy of `template` (file by file, not through the WAL) as `name`; its URL."""
+    admin = await asyncpg.connect(services.pg.url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY = FILE_COPY')
+    finally:
+        await admin.close()
+    return services.pg.url_for(name)
+
+
 async def drop_database(services: Services, name: str) -> None:
     admin = await asyncpg.connect(services.pg.url)
     try:
