@@ -324,6 +324,7 @@ class Bench:
                 api = apis[procs]
                 label = f"{procs} API proc{'s' * (procs > 1)}"
                 log(f"{tag}: max ingest, {label}, with the worker draining alongside")
+                since = await phases.server_clock(url)
                 row = await phases.http_max(
                     api,
                     timeline,
@@ -339,6 +340,7 @@ class Bench:
                 )
                 self.rss(row, api)
                 row.extra["drained_s_after_load"] = await phases.drained_after(url)
+                row.extra.update(await phases.claims_since(url, since))
                 rows.append(row)
         finally:
             await self.stop_worker(worker)

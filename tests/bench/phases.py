@@ -337,6 +337,29 @@ async def drain_backlog(
     return result, worker
 
 
+async def server_clock(url: str) -> Any:
+    """PostgreSQL's clock now (the one processed_at is stamped with)."""
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval("SELECT clock_timestamp()")
+    finally:
+        await conn.close()
+
+
+async def claims_since(url: str, since: Any) -> dict[str, Any]:
+    """Events processed since `since` and the drain transactions (claims) that processed them:
+    a claim stamps its events with its transaction's start time, one value per claim."""
+    conn = await asyncpg.connect(url)
+    try:
+        events, claims = await conn.fetchrow(
+            "SELECT count(*), count(DISTINCT processed_at) FROM outbox WHERE processed_at >= $1",
+            since,
+        )
+    finally:
+        await conn.close()
+    return {"claims": claims, "events_per_claim": round(events / claims, 1) if claims else None}
+
+
 async def drained_after(url: str, timeout_s: float = 600.0) -> float:
     """Seconds from now until nothing is pending in the outbox."""
     conn = await asyncpg.connect(url)
