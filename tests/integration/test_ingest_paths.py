@@ -4,7 +4,7 @@ including when a concurrent transaction stores one of the batch's windows mid-fl
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
@@ -147,3 +147,33 @@ async def test_fast_path_writes_nothing_when_its_key_committed_unseen(
     stored = await conn.fetch("SELECT ts FROM measurements")
     assert [r["ts"] for r in stored] == [X]
     assert await conn.fetchval("SELECT count(*) FROM outbox") == 1
+
+
+async def test_event_hours_are_the_utc_hours_of_the_readings_whatever_their_offsets(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    """The event's hours (what the drain recomputes) are UTC hour boundaries on both paths,
+    for readings sent with half-hour offsets and a session in another time zone."""
+    site = await _site(conn)
+    india = timezone(timedelta(hours=5, minutes=30))
+    newfoundland = timezone(-timedelta(hours=3, minutes=30))
+    first = [
+        Window(ts=datetime(2026, 1, 5, 10, 15, tzinfo=india), methane_kg=1.0),  # 04:45Z
+        Window(ts=datetime(2026, 1, 5, 10, 45, tzinfo=india), methane_kg=1.0),  # 05:15Z
+        Window(ts=datetime(2026, 1, 4, 23, 50, tzinfo=newfoundland), methane_kg=1.0),  # 03:20Z
+    ]
+    later = Window(ts=datetime(2026, 1, 5, 11, 40, tzinfo=india), methane_kg=1.0)  # 06:10Z
+    other = await db.connect(db_url)
+    try:
+        await other.execute("SET timezone = 'Asia/Kolkata'")
+        await _record(other, site, "fast", *first)
+        await _record(other, site, "careful", first[0], later)  # one stored window
+    finally:
+        await other.close()
+    fast, careful = [
+        [datetime.fromisoformat(h) for h in r["payload"]["hours"]]
+        for r in await conn.fetch("SELECT payload FROM outbox ORDER BY id")
+    ]
+    hour = lambda h: datetime(2026, 1, 5, h, tzinfo=UTC)  # noqa: E731
+    assert fast == [hour(3), hour(4), hour(5)]
+    assert careful == [hour(6)]
