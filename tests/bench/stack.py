@@ -66,13 +66,7 @@ async def prepare_database(
 
     Returns the URL, the site ids and {site_id: device key}.
     """
-    admin = await asyncpg.connect(services.pg.url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = services.pg.url_for(name)
+    url = await _create_database(services, name)
     conn = await db.connect(url)
     try:
         await migrations.migrate(conn)
@@ -96,10 +90,15 @@ async def prepare_database(
 
 async def clone_database(services: Services, template: str, name: str) -> str:
     """A fresh copy of `template` (file by file, not through the WAL) as `name`; its URL."""
+    return await _create_database(services, name, f'TEMPLATE "{template}" STRATEGY = FILE_COPY')
+
+
+async def _create_database(services: Services, name: str, options: str = "") -> str:
+    """`name` created afresh (dropped first if it exists); its URL."""
     admin = await asyncpg.connect(services.pg.url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY = FILE_COPY')
+        await admin.execute(f'CREATE DATABASE "{name}" {options}')
     finally:
         await admin.close()
     return services.pg.url_for(name)
