@@ -51,15 +51,20 @@ WHERE relkind IN ('r', 'p')
 ORDER BY relname;
 
 -- name: outgrown_partitions
--- Partitions of measurements at least twice as large (plus 16 pages) as their statistics say:
--- analyzed while empty or small (a month created ahead and reached by a database-wide
+-- Partitions of measurements at least twice as large (plus 16 pages) as their statistics say,
+-- or with more rows written since their last ANALYZE than twice the rows it counted (plus
+-- 1000): analyzed while empty or small (a month created ahead and reached by a database-wide
 -- ANALYZE), then filled faster than autovacuum analyzes. Plans made from those statistics
--- scan the whole partition (service/maintenance.py, analyze_outgrown_partitions).
+-- scan the whole partition (service/maintenance.py, analyze_outgrown_partitions). The row
+-- count catches an ANALYZE that ran while a fill was uncommitted: it counted the fill's pages
+-- but none of its rows, so the size test alone would wait until the partition doubled again.
 SELECT format('%I.%I', n.nspname, c.relname) AS partition
 FROM pg_inherits AS i
 JOIN pg_class AS c ON c.oid = i.inhrelid
 JOIN pg_namespace AS n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_all_tables AS s ON s.relid = c.oid
 WHERE i.inhparent = 'measurements'::regclass
-  AND pg_relation_size(c.oid) / current_setting('block_size')::int
-      > 2 * greatest(c.relpages, 0) + 16
+  AND (pg_relation_size(c.oid) / current_setting('block_size')::int
+           > 2 * greatest(c.relpages, 0) + 16
+       OR coalesce(s.n_mod_since_analyze, 0) > 2 * greatest(c.reltuples, 0) + 1000)
 ORDER BY 1;

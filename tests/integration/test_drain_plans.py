@@ -120,6 +120,37 @@ async def test_a_partition_that_outgrew_its_statistics_is_analyzed_and_plans_hea
     assert await maintenance.analyze_outgrown_partitions(conn) == []
 
 
+async def test_a_partition_analyzed_while_its_fill_was_uncommitted_is_analyzed_again(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    """An ANALYZE during an uncommitted fill counts the fill's pages but none of its rows: the
+    statistics say the partition is empty at its full size. Once the fill commits, the rows
+    written since that ANALYZE send it back to be analyzed."""
+    site = await conn.fetchval(
+        "INSERT INTO sites (name, emission_limit_kg) VALUES ('race', 1e6) RETURNING id"
+    )
+    await conn.execute("SELECT ensure_measurement_partition('2024-01-01'::date)")
+    await conn.execute("ALTER TABLE measurements_2024_01 SET (autovacuum_enabled = off)")
+    await conn.execute("ANALYZE measurements_2024_01")  # empty
+    filler = await db.connect(db_url)
+    try:
+        async with filler.transaction():
+            await _fill_january_2024(filler, site)
+            # The worker's refresh meets the fill in flight: its pages, not its rows.
+            assert await maintenance.analyze_outgrown_partitions(conn) == [
+                "public.measurements_2024_01"
+            ]
+        await filler.execute("SELECT pg_stat_force_next_flush()")
+        await filler.execute("SELECT 1")  # its row counts reach the shared statistics
+    finally:
+        await filler.close()
+    query = "SELECT reltuples FROM pg_class WHERE oid = 'measurements_2024_01'::regclass"
+    assert await conn.fetchval(query) == 0
+    assert await maintenance.analyze_outgrown_partitions(conn) == ["public.measurements_2024_01"]
+    assert await conn.fetchval(query) == 40001
+    assert await maintenance.analyze_outgrown_partitions(conn) == []
+
+
 @pytest.mark.slow
 async def test_a_running_worker_analyzes_a_partition_that_outgrew_its_statistics(
     conn: asyncpg.Connection, settings: Settings, tmp_path: Path
