@@ -207,7 +207,7 @@ class Bench:
 
         growth: list[Row] = []
         if "growth" in cfg.phases:
-            growth = await self._growth(start, procs)
+            growth = await self._growth(start)
         after = {
             f"{r.section} / {r.case}": r.extra["api_rss_mb"]
             for r in self.rows
@@ -512,7 +512,7 @@ class Bench:
         log(f"consistency: {stored} readings stored, {counted} counted in totals")
         return bool(stored == counted)
 
-    async def _growth(self, start: Any, procs: int) -> list[Row]:
+    async def _growth(self, start: Any) -> list[Row]:
         """Per-batch cost with 0, 1M and 10M readings stored, in interleaved rounds: each level's
         history is built once into a template database; every measurement runs on a fresh copy
         of it (so no round sees what an earlier one wrote), the levels in a rotated order."""
