@@ -489,12 +489,12 @@ async def test_one_delivery_is_never_in_flight_twice(
         site = await make_site(client)
         await send_batches(client, site, 1)
         await drain(conn)
-        # Backoff (2 s, jittered to 1-2 s, then 2-4 s) well past the drip, so the receiver has
-        # noticed one attempt's end before the next begins even on a loaded machine (with 1 s
-        # it counted 2 in flight under load: its own lag, not two senders).
-        settings = Settings.from_env(
-            {}, **{**settings_fields(fast), "delivery_backoff_base_s": 2.0}
-        )
+        # Backoff 2 s (jittered to 1-2 s), capped there, well past the drip, so the receiver has
+        # noticed one attempt's end before the next begins even on a loaded machine. The cap
+        # must be raised too: FAST's 0.2 s cap kept retries 0.1-0.2 s apart, and a clean-clone
+        # CI run counted 2 in flight (the receiver's own lag, not two senders).
+        slow_retries = {"delivery_backoff_base_s": 2.0, "delivery_backoff_cap_s": 2.0}
+        settings = Settings.from_env({}, **{**settings_fields(fast), **slow_retries})
         senders = [Deliverer(pool, settings) for _ in range(2)]
         runners = [asyncio.create_task(d.run_forever()) for d in senders]
         try:
