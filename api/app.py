@@ -64,6 +64,12 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             if settings.read_database_url
             else None
         )
+        # Ingest's fast path: its own few connections, which keep generic plans.
+        lane_pool = await db.create_pool(
+            settings,
+            max_size=settings.ingest_statements,
+            server_settings=db.INGEST_POOL_SETTINGS,
+        )
         # Redis is a doorbell: short timeouts, and nothing waits for it at startup.
         redis = doorbell_redis(settings.redis_url, timeout_s=settings.nudge_timeout_s)
         doorbell = Doorbell(redis, timeout_s=settings.nudge_timeout_s)
@@ -76,7 +82,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             app.state.doorbell = doorbell
             # One budget per client address for unknown tokens, device keys and admin alike.
             unknown = UnknownTokens(settings.auth_failures_per_s, settings.auth_failure_burst)
-            app.state.ingest = Ingest(pool, settings, doorbell, unknown)
+            app.state.ingest = Ingest(pool, settings, doorbell, unknown, lane_pool)
             app.state.operators = OperatorGate(pool, settings, unknown)
             app.state.readiness = Readiness(pool, redis, ttl_s=settings.ready_cache_s)
             log.info("api_started", environment=settings.environment)
@@ -86,6 +92,7 @@ def create_app(settings: Settings | None = None) -> RequestContext:
             await redis.aclose()
             if replica is not None:
                 await replica.close()
+            await lane_pool.close()
             await pool.close()
 
     # Every route declares its access (api/auth.py); `authorize` enforces it for all of them

@@ -4,6 +4,7 @@ outbox event in one transaction, exactly once per Idempotency-Key."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -77,6 +78,7 @@ class Ingest:
         settings: Settings,
         doorbell: Doorbell,
         unknown: UnknownTokens | None = None,
+        lane_pool: asyncpg.Pool | None = None,
     ) -> None:
         self.pool = pool
         self.settings = settings
@@ -88,6 +90,11 @@ class Ingest:
             settings.auth_failures_per_s, settings.auth_failure_burst
         )
         self.in_flight: Counter[int] = Counter()  # requests per device key being handled
+        self.lane = FastLane(
+            lane_pool or pool,
+            statements=settings.ingest_statements,
+            group_readings=settings.ingest_group_readings,
+        )
 
     async def accept(
         self,
@@ -141,17 +148,19 @@ class Ingest:
         now = datetime.now(UTC)
         check_batch(batch.measurements, limits=self.settings.batch_limits, now=now)
         try:
-            async with db.connection(self.pool) as conn:
-                outcome = await record_batch(
-                    conn,
-                    site_id=site_id,
-                    device_id=device.device_id,
-                    key=key,
-                    readings=batch.measurements,
-                    request_id=request_id,
-                    retention=self.settings.idempotency_retention,
-                    key_id=device.key_id,
-                )
+            submission = submit(
+                site_id=site_id,
+                device_id=device.device_id,
+                key=key,
+                readings=batch.measurements,
+                request_id=request_id,
+                retention=self.settings.idempotency_retention,
+                key_id=device.key_id,
+            )
+            outcome = await self.lane.record(submission) if submission.ordered else None
+            if outcome is None:
+                async with db.connection(self.pool) as conn:
+                    outcome = await _record_careful(conn, submission)
         except InvalidDeviceKey:
             self.keys.forget(device.key_id)  # revoked by another process meanwhile
             raise
@@ -272,12 +281,42 @@ async def record_batch(
     `conn` is not in a transaction: each path makes its own.
     """
     assert not conn.is_in_transaction(), "record_batch makes its own transactions"
+    batch = submit(
+        site_id=site_id,
+        device_id=device_id,
+        key=key,
+        readings=readings,
+        request_id=request_id,
+        retention=retention,
+        key_id=key_id,
+    )
+    if batch.ordered:
+        try:
+            outcome = await _record_fast(conn, batch)
+        except _Overlap:
+            outcome = None  # rolled back: nothing of it was written
+        if outcome is not None:
+            return outcome
+    return await _record_careful(conn, batch)
+
+
+def submit(
+    *,
+    site_id: int,
+    device_id: str,
+    key: str,
+    readings: Sequence[Reading],
+    request_id: str,
+    retention: timedelta,
+    key_id: int | None = None,
+) -> Submission:
+    """A validated batch as the statements take it (SiteNotFound for an id out of range)."""
     if not valid_id(site_id):
         raise SiteNotFound(f"site {site_id} does not exist")
     # Ordered by window: concurrent batches lock overlapping windows in one order (no
     # deadlock). The fingerprint and the statement's arrays share the one sorted list.
     ordered = canonical(readings)
-    batch = Submission(
+    return Submission(
         site_id=site_id,
         device_id=device_id,
         scope=f"{site_id}/{device_id}",
@@ -288,14 +327,6 @@ async def record_batch(
         retention=retention,
         key_id=key_id,
     )
-    if ordered:
-        try:
-            outcome = await _record_fast(conn, batch)
-        except _Overlap:
-            outcome = None  # rolled back: nothing of it was written
-        if outcome is not None:
-            return outcome
-    return await _record_careful(conn, batch)
 
 
 def _array_literal(values: list[Any]) -> str:
@@ -318,16 +349,15 @@ def _answered(found: asyncpg.Record, batch: Submission) -> Outcome | None:
     return None
 
 
-async def _record_fast(conn: asyncpg.Connection, batch: Submission) -> Outcome | None:
+async def _record_fast(
+    conn: asyncpg.Connection, batch: Submission, answer: _FastAnswer | None = None
+) -> Outcome | None:
     """Fast path: the lock, the lookup and, when every reading is new, every insert in one
     statement run as its own transaction (one round trip, committed when it returns). None
     when the batch needs the careful path; _Overlap when the statement met a concurrent
     commit and wrote nothing."""
     q = queries.load("ingest")
-    batch_id = uuid4()
-    # The answer if everything is new; the statement stores it only if so.
-    receipt = _receipt(batch_id, batch, [])
-    body = _encode(receipt)
+    answer = answer or _FastAnswer(batch)
     stamps, kgs = batch.arrays()
     try:
         found = await conn.fetchrow(
@@ -338,13 +368,13 @@ async def _record_fast(conn: asyncpg.Connection, batch: Submission) -> Outcome |
             stamps,
             kgs,
             batch.device_id,
-            batch_id,
+            answer.batch_id,
             batch.request_id,
             batch.ordered[0][0],
             batch.ordered[-1][0],
             batch.fingerprint,
             ACCEPTED,
-            body,
+            answer.body,
             batch.retention,
             batch.key_id,
             batch.lock_id,
@@ -352,14 +382,206 @@ async def _record_fast(conn: asyncpg.Connection, batch: Submission) -> Outcome |
     except asyncpg.UniqueViolationError as exc:
         raise _Overlap() from exc
     assert found is not None  # the statement always returns one row
-    if not found["locked"]:
-        raise KeyInFlight()
-    answered = _answered(found, batch)
-    if answered is not None:
-        return answered
-    if not found["fast"]:
-        return None
-    return Outcome(ACCEPTED, body, replayed=False, receipt=receipt, event_id=found["event_id"])
+    return answer.judge(found)
+
+
+class _FastAnswer:
+    """A batch's answer if all of it is new (the fast path stores it only if so), and what
+    the fast path's row for the batch means."""
+
+    __slots__ = ("batch", "batch_id", "body", "receipt")
+
+    def __init__(self, batch: Submission) -> None:
+        self.batch = batch
+        self.batch_id = uuid4()
+        self.receipt = _receipt(self.batch_id, batch, [])
+        self.body = _encode(self.receipt)
+
+    def judge(self, found: asyncpg.Record) -> Outcome | None:
+        if not found["locked"]:
+            raise KeyInFlight()
+        answered = _answered(found, self.batch)
+        if answered is not None:
+            return answered
+        if not found["fast"]:
+            return None
+        return Outcome(
+            ACCEPTED, self.body, replayed=False, receipt=self.receipt, event_id=found["event_id"]
+        )
+
+
+class FastLane:
+    """The fast path of concurrent requests, several to a statement (group commit).
+
+    At most `statements` fast-path statements run at once per process, each on a connection
+    of the lane's own pool. A request that finds one free runs alone, at once, on the
+    one-batch statement: a quiet API adds no wait. When all are busy, requests wait, and the
+    next statement to start takes every waiting one (up to `group_readings` readings in all):
+    one round trip, one transaction and one commit for the group. Under load that is most
+    of what a small request costs, in the API (sends and wake-ups) and in PostgreSQL
+    (executor start, commit record, WAL flush).
+
+    Each member is judged on its own, as alone (its lock, stored answer, site, device key,
+    stored windows): one that may not take the fast path writes nothing and goes on to the
+    careful path; the others commit. A group that fails as a whole (a window or key stored
+    meanwhile, by another transaction or another member: unique_violation) wrote nothing,
+    and each member runs its own statement, exactly as without the lane. A lost database
+    fails every member alike. Every member's readings, answer and event commit together;
+    none commits without its own answer and event.
+
+    The pool's sessions keep generic plans (`plan_cache_mode`): PostgreSQL's default plans
+    the group statement afresh for each run (~0.35 ms of its CPU, more than the group
+    saves); planned once, a 4-member group costs it half of 4 lone statements.
+
+    A request that gives up (its deadline) while waiting leaves the queue; once its group
+    has started, its member commits or not with the group, and a retry finds its stored
+    answer, as when a lone statement's reply is lost.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, statements: int, group_readings: int) -> None:
+        self._pool = pool
+        self._statements = statements
+        self._group_readings = group_readings
+        self._running = 0
+        self._waiting: list[tuple[_FastAnswer, asyncio.Future[Outcome | None]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def record(self, batch: Submission) -> Outcome | None:
+        """The fast path's outcome for `batch`; None when it needs the careful path."""
+        answer = _FastAnswer(batch)
+        if self._running < self._statements:
+            self._running += 1
+            try:
+                return await self._alone(answer)
+            finally:
+                self._running -= 1
+                self._start_waiting()
+        future: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((answer, future))
+        try:
+            return await future
+        except asyncio.CancelledError:  # the request gave up: not in a statement yet, not at all
+            with contextlib.suppress(ValueError):
+                self._waiting.remove((answer, future))
+            raise
+        except _RunAlone:  # the group wrote nothing: its own statement, as without the lane
+            return await self._alone(answer)
+
+    async def _alone(self, answer: _FastAnswer) -> Outcome | None:
+        try:
+            async with db.connection(self._pool) as conn:
+                return await _record_fast(conn, answer.batch, answer)
+        except _Overlap:
+            return None  # rolled back: nothing of it was written
+
+    def _start_waiting(self) -> None:
+        if self._waiting and self._running < self._statements:
+            self._running += 1
+            task = asyncio.get_running_loop().create_task(self._run_group(self._take()))
+            self._tasks.add(task)  # held: the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run_group(
+        self, group: list[tuple[_FastAnswer, asyncio.Future[Outcome | None]]]
+    ) -> None:
+        try:
+            if len(group) == 1:  # one waiting: the one-batch statement costs less
+                answer, future = group[0]
+                await _settle(future, self._alone(answer))
+                return
+            try:
+                rows = await self._group_statement([a for a, _ in group])
+            except Exception as exc:  # e.g. DatabaseUnavailable: every member's answer
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
+            except BaseException:
+                for _, future in group:
+                    future.cancel()
+                raise
+            for (answer, future), row in zip(group, rows, strict=True):
+                if row is None:
+                    if not future.done():
+                        future.set_exception(_RunAlone())
+                    continue
+                await _settle(future, _judged(answer, row))
+        finally:
+            self._running -= 1
+            self._start_waiting()
+
+    def _take(self) -> list[tuple[_FastAnswer, asyncio.Future[Outcome | None]]]:
+        """The waiting requests, oldest first, up to `group_readings` readings (at least one)."""
+        readings = 0
+        for i, (answer, _) in enumerate(self._waiting):
+            readings += len(answer.batch.ordered)
+            if i and readings > self._group_readings:
+                break
+        else:
+            i = len(self._waiting)
+        group, self._waiting = self._waiting[:i], self._waiting[i:]
+        return group
+
+    async def _group_statement(self, group: list[_FastAnswer]) -> list[asyncpg.Record | None]:
+        """One row per member, in order; a None each when the group wrote nothing (a member
+        met a window or key stored meanwhile) and every member is to run alone."""
+        q = queries.load("ingest")
+        members: list[int] = []
+        stamps: list[datetime] = []
+        kgs: list[float] = []
+        for n, answer in enumerate(group, start=1):
+            members.extend([n] * len(answer.batch.ordered))
+            stamps.extend(ts for ts, _ in answer.batch.ordered)
+            kgs.extend(kg for _, kg in answer.batch.ordered)
+        batches = [a.batch for a in group]
+        try:
+            async with db.connection(self._pool) as conn:
+                rows = await conn.fetch(
+                    q["insert_new_batches_events_and_answers"],
+                    [b.scope for b in batches],
+                    [b.key for b in batches],
+                    [b.site_id for b in batches],
+                    [b.device_id for b in batches],
+                    [a.batch_id for a in group],
+                    [b.request_id for b in batches],
+                    [b.ordered[0][0] for b in batches],
+                    [b.ordered[-1][0] for b in batches],
+                    [b.fingerprint for b in batches],
+                    [a.body for a in group],
+                    [b.key_id for b in batches],
+                    [b.lock_id for b in batches],
+                    members,
+                    _array_literal(stamps),
+                    _array_literal(kgs),
+                    [b.retention for b in batches],
+                    ACCEPTED,
+                )
+        except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
+            return [None] * len(group)  # rolled back: nothing of it was written
+        metrics.INGEST_GROUP.observe(len(group))
+        return list(rows)
+
+
+class _RunAlone(Exception):
+    """A group wrote nothing (a member met a window or key stored meanwhile): run alone."""
+
+
+async def _judged(answer: _FastAnswer, row: asyncpg.Record) -> Outcome | None:
+    return answer.judge(row)
+
+
+async def _settle(
+    future: asyncio.Future[Outcome | None], outcome: Awaitable[Outcome | None]
+) -> None:
+    """The member's outcome, or its refusal (KeyInFlight, KeyReused, ...), to its request."""
+    try:
+        result = await outcome
+    except Exception as exc:
+        if not future.done():
+            future.set_exception(exc)
+        return
+    if not future.done():
+        future.set_result(result)
 
 
 async def _record_careful(conn: asyncpg.Connection, batch: Submission) -> Outcome:

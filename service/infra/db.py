@@ -104,6 +104,12 @@ POOL_SETTINGS = {
 # its one ingest statement is planned once, not per request.
 WORKER_POOL_SETTINGS = {**POOL_SETTINGS, "plan_cache_mode": "force_custom_plan"}
 
+# Ingest's fast-path connections (service/ingest.py, FastLane) keep generic plans, always: the
+# server's default would plan its group statement afresh on every run (~0.35 ms of CPU, more
+# than the group saves). Its statements touch one site's few windows by primary key; a
+# generic plan prunes partitions when it runs.
+INGEST_POOL_SETTINGS = {**POOL_SETTINGS, "plan_cache_mode": "force_generic_plan"}
+
 
 # A host failing with one of these passes to the next host of the DSN.
 _NEXT_HOST: tuple[type[Exception], ...] = (OSError, TimeoutError, asyncpg.PostgresError)
@@ -182,12 +188,15 @@ async def create_pool(
     *,
     dsn: str | None = None,
     min_size: int | None = None,
+    max_size: int | None = None,
     server_settings: Mapping[str, str] = POOL_SETTINGS,
 ) -> asyncpg.Pool:
+    max_size = settings.db_pool_max if max_size is None else max_size
+    min_size = settings.db_pool_min if min_size is None else min_size
     pool = await asyncpg.create_pool(
         dsn or settings.database_url,
-        min_size=settings.db_pool_min if min_size is None else min_size,
-        max_size=settings.db_pool_max,
+        min_size=min(min_size, max_size),
+        max_size=max_size,
         command_timeout=settings.db_command_timeout_s,
         connect=functools.partial(connect_hosts, timeout_s=settings.db_connect_timeout_s),
         init=init_connection,

@@ -50,6 +50,12 @@ PROBLEMS = Counter(
 )
 
 # Read from Postgres when the API is scraped (service/outbox.refresh_gauges).
+INGEST_GROUP = Histogram(
+    "emissions_ingest_group_requests",
+    "Requests whose fast path shared one statement and commit (service/ingest.py, FastLane)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+    registry=API,
+)
 OUTBOX_PENDING = Gauge("emissions_outbox_pending", "Due events not yet applied", registry=API)
 OUTBOX_BACKOFF = Gauge(
     "emissions_outbox_in_backoff", "Failed events waiting to retry", registry=API

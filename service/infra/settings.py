@@ -110,6 +110,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     device_rate_per_s: PositiveFloat = 20.0
     device_burst: PositiveFloat = 40.0
     request_timeout_s: PositiveFloat = 10.0
+    # Ingest's fast-path statements running at once per API process; while all are busy,
+    # waiting requests share the next one (one commit for several), up to this many readings.
+    ingest_statements: PositiveInt = 2
+    ingest_group_readings: PositiveInt = 2000
     gwp_version: GwpVersion = "AR6-fossil"  # methane GWP100 for every CO2e figure
     leak_threshold_kg_h: PositiveFloat = 100.0  # a window above this rate raises a leak alert
     stale_after_h: PositiveFloat = 6.0  # no reading for this long raises a stale alert

@@ -70,6 +70,76 @@ SELECT f.locked, f.site_exists, f.key_live, f.fingerprint, f.status_code, f.resp
        f.expired, (SELECT fast FROM go) AS fast, (SELECT id FROM event) AS event_id
 FROM found AS f;
 
+-- name: insert_new_batches_events_and_answers
+-- The fast path of several requests in one statement, one transaction (service/ingest.py,
+-- FastLane): insert_new_batch_event_and_answer for each member n of the group, its
+-- arguments as arrays ($1-$12, one element per member), its readings in $14/$15 (array
+-- literals, as there) with their member in $13. Each member is judged on its own: its
+-- lock, stored answer, site, device key and stored windows; one that is not `fast` writes
+-- nothing, the others commit. Readings are inserted in (site, window) order, every
+-- group's order, so two groups wait on each other's windows in one direction only. A
+-- member whose window or key another transaction (or another member) stores meanwhile
+-- raises unique_violation for the whole group, which then wrote nothing: each member
+-- starts over on its own statement.
+WITH member AS (
+    SELECT *
+    FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::uuid[], $6::text[],
+                $7::timestamptz[], $8::timestamptz[], $9::bytea[], $10::bytea[],
+                $11::bigint[], $12::bigint[], $16::interval[])
+        WITH ORDINALITY AS m (scope, key, site_id, device_id, batch_id, request_id, first_ts,
+                              last_ts, fingerprint, body, key_id, lock_id, retention, n)
+), found AS (
+    SELECT m.*, pg_try_advisory_xact_lock(m.lock_id) AS locked,
+           EXISTS (SELECT 1 FROM sites WHERE id = m.site_id) AS site_exists,
+           (m.key_id IS NULL OR EXISTS (
+               SELECT 1 FROM device_keys WHERE id = m.key_id AND revoked_at IS NULL)) AS key_live,
+           r.fingerprint AS stored_fingerprint, r.status_code, r.response_body,
+           r.expires_at <= now() AS expired
+    FROM member AS m
+    LEFT JOIN ingest_requests AS r ON r.scope = m.scope AND r.key = m.key
+), go AS (
+    SELECT f.*, f.locked AND f.key_live AND f.site_exists AND f.stored_fingerprint IS NULL
+                AND NOT EXISTS (
+                    SELECT 1 FROM measurements
+                    WHERE site_id = f.site_id AND ts >= f.first_ts AND ts <= f.last_ts
+                ) AS fast
+    FROM found AS f
+), input AS (
+    SELECT g.n, g.site_id, g.device_id, g.batch_id, t.ts, t.kg
+    FROM unnest($13::int[], $14::text::timestamptz[], $15::text::float8[]) AS t (n, ts, kg)
+    JOIN go AS g ON g.n = t.n
+    WHERE g.fast
+), inserted AS (
+    INSERT INTO measurements (site_id, ts, methane_kg, device_id, batch_id)
+    SELECT site_id, ts, kg, device_id, batch_id FROM input ORDER BY site_id, ts
+), event AS (
+    INSERT INTO outbox (event_type, site_id, payload)
+    SELECT 'measurements.accepted', g.site_id, jsonb_build_object(
+        'batch_id', g.batch_id,
+        'request_id', g.request_id,
+        'device_id', g.device_id,
+        'accepted', count(*),
+        'first_ts', g.first_ts,
+        'last_ts', g.last_ts,
+        'hours', jsonb_agg(DISTINCT date_bin('1 hour', i.ts, timestamptz 'epoch')))
+    FROM input AS i
+    JOIN go AS g ON g.n = i.n
+    GROUP BY g.n, g.site_id, g.batch_id, g.request_id, g.device_id, g.first_ts, g.last_ts
+    ORDER BY g.n
+    RETURNING id, (payload ->> 'batch_id')::uuid AS batch_id
+), saved AS (
+    INSERT INTO ingest_requests
+        (scope, key, fingerprint, site_id, batch_id, status_code, response_body, expires_at)
+    SELECT scope, key, fingerprint, site_id, batch_id, $17, body, now() + retention
+    FROM go
+    WHERE fast
+)
+SELECT g.n, g.locked, g.site_exists, g.key_live, g.stored_fingerprint AS fingerprint,
+       g.status_code, g.response_body, g.expired, g.fast, e.id AS event_id
+FROM go AS g
+LEFT JOIN event AS e ON e.batch_id = g.batch_id
+ORDER BY g.n;
+
 -- name: insert_new_readings_and_event_list_others
 -- Careful path: insert what is new, skipping stored windows; write the outbox event when
 -- anything was new; list the rest (duplicates and conflicts) with their stored values.

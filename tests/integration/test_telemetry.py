@@ -17,7 +17,13 @@ from tests.integration.helpers import batch, make_site, post_batch, readings
 from tests.integration.receiver import Receiver
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-API_ONLY = ("emissions_http_", "emissions_readings_", "emissions_problems_", "emissions_outbox_")
+API_ONLY = (
+    "emissions_http_",
+    "emissions_readings_",
+    "emissions_problems_",
+    "emissions_outbox_",
+    "emissions_ingest_",
+)
 WORKER_ONLY = ("emissions_drain_", "emissions_events_", "emissions_webhook_")
 
 
@@ -69,6 +75,7 @@ async def test_api_and_worker_metrics_pass_promtool_and_export_only_their_own_fa
     # Each still exports what it does update.
     assert "emissions_http_requests" in api_families
     assert "emissions_outbox_pending" in api_families
+    assert "emissions_ingest_group_requests" in api_families
     assert "emissions_events_applied" in worker_families
     assert "process_cpu_seconds" in api_families and "process_cpu_seconds" in worker_families
 

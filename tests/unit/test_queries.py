@@ -17,6 +17,7 @@ def test_load_returns_every_named_ingest_query() -> None:
         "try_lock_key",
         "find_answer_check_site_and_key",
         "insert_new_batch_event_and_answer",
+        "insert_new_batches_events_and_answers",
         "insert_new_readings_and_event_list_others",
         "stored_values",
         "save_answer",
