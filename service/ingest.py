@@ -157,13 +157,26 @@ class Ingest:
                 retention=self.settings.idempotency_retention,
                 key_id=device.key_id,
             )
-            outcome = await self.lane.record(submission) if submission.ordered else None
-            if outcome is None:
-                async with db.connection(self.pool) as conn:
-                    outcome = await _record_careful(conn, submission)
+            outcome = await self._record(submission)
         except InvalidDeviceKey:
             self.keys.forget(device.key_id)  # revoked by another process meanwhile
             raise
+        return outcome
+
+    async def _record(self, batch: Submission) -> Outcome:
+        """record_batch on the API's connections: a small batch's fast path through the lane,
+        a larger one's on its own statement at once (grouping saves little on it, and it
+        would hold one of the lane's few statements), then the careful path if need be."""
+        outcome = None
+        if 0 < len(batch.ordered) <= self.settings.ingest_lane_max_readings:
+            outcome = await self.lane.record(batch)
+        elif batch.ordered:
+            async with db.connection(self.pool) as conn:
+                with contextlib.suppress(_Overlap):  # rolled back: nothing of it was written
+                    outcome = await _record_fast(conn, batch)
+        if outcome is None:
+            async with db.connection(self.pool) as conn:
+                outcome = await _record_careful(conn, batch)
         return outcome
 
     async def _admit(self, site_id: int, device_key: str, client: str) -> DeviceIdentity:
@@ -411,9 +424,10 @@ class _FastAnswer:
 
 
 class FastLane:
-    """The fast path of concurrent requests, several to a statement (group commit).
+    """The fast path of concurrent small requests, several to a statement (group commit).
 
-    At most `statements` fast-path statements run at once per process, each on a connection
+    The API sends it batches of up to INGEST_LANE_MAX_READINGS readings. At most `statements`
+    fast-path statements run at once per process, each on a connection
     of the lane's own pool. A request that finds one free runs alone, at once, on the
     one-batch statement: a quiet API adds no wait. When all are busy, requests wait, and the
     next statement to start takes every waiting one (up to `group_readings` readings in all):

@@ -110,8 +110,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=
     device_rate_per_s: PositiveFloat = 20.0
     device_burst: PositiveFloat = 40.0
     request_timeout_s: PositiveFloat = 10.0
-    # Ingest's fast-path statements running at once per API process; while all are busy,
-    # waiting requests share the next one (one commit for several), up to this many readings.
+    # Ingest's fast lane (service/ingest.py, FastLane): batches of up to ingest_lane_max_readings
+    # readings; at most ingest_statements of their statements at once per API process; while
+    # all are busy, waiting requests share the next one (one commit for several), up to
+    # ingest_group_readings readings. Larger batches run their own statement at once.
+    ingest_lane_max_readings: PositiveInt = 100
     ingest_statements: PositiveInt = 2
     ingest_group_readings: PositiveInt = 2000
     gwp_version: GwpVersion = "AR6-fossil"  # methane GWP100 for every CO2e figure
