@@ -4,11 +4,12 @@ refuses one below the action's; the audit page lists the trail with its filters 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 import httpx
-from playwright.async_api import Page, expect
+from playwright.async_api import Locator, Page, expect
 
 from tests.e2e.conftest import ADMIN_TOKEN, OPERATOR_TOKEN, PHONE, VIEWER_TOKEN, shoot
 from tests.e2e.stack import Seeder
@@ -141,17 +142,30 @@ async def test_the_audit_page_lists_the_trail_with_its_filters_in_the_url(
         assert actor == "oncall"
 
     # By action, one page of two at a time: older pages follow the cursor.
+    # (The page before showed 2 rows too: wait for this filter's rows, not just 2 of them.
+    # A clean-clone CI run read the ids mid-render once and found none.)
     await page.goto(f"{stack.url}/#/audit?action=site.create&limit=2")
     await expect(page.get_by_label("Action")).to_have_value("site.create")
-    await expect(rows).to_have_count(2)
-    first_ids = await rows.locator(".a-id").all_inner_texts()
+    await expect(rows.locator(".a-action")).to_have_text(["site.create"] * 2)
+    first_ids = await _two_ids(rows)
     await page.get_by_role("link", name="Older →").click()
     await expect(page).to_have_url(re.compile(r"#/audit\?action=site.create&before=\d+&limit=2$"))
-    await expect(rows).to_have_count(2)
-    older_ids = await rows.locator(".a-id").all_inner_texts()
+    await expect(rows.first.locator(".a-id")).not_to_have_text(first_ids[0])
+    await expect(rows.locator(".a-action")).to_have_text(["site.create"] * 2)
+    older_ids = await _two_ids(rows)
     newest_older = int(older_ids[0].lstrip("#"))
     assert newest_older < min(int(i.lstrip("#")) for i in first_ids)
     for action in await rows.locator(".a-action").all_inner_texts():
         assert action == "site.create"
     await page.get_by_role("link", name="← Newest").click()
     await expect(rows.first.locator(".a-id")).to_have_text(first_ids[0])
+
+
+async def _two_ids(rows: Locator) -> list[str]:
+    """The ids of the two rows shown, read again while a re-render has them cleared."""
+    for _ in range(100):
+        ids = await rows.locator(".a-id").all_inner_texts()
+        if len(ids) == 2 and all(ids):
+            return ids
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected two audit rows, saw {ids}")
