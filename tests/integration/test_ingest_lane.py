@@ -57,9 +57,14 @@ def _w(minutes: int, kg: float = 1.0) -> Window:
 
 
 async def _grouped(
-    db_url: str, lane: ingest.FastLane, site: int, batches: list[ingest.Submission]
+    db_url: str,
+    lane: ingest.FastLane,
+    site: int,
+    batches: list[ingest.Submission],
+    cancel: frozenset[int] = frozenset(),
 ) -> list[ingest.Outcome | BaseException | None]:
-    """Each batch through the lane, all of them waiting together for its one statement."""
+    """Each batch through the lane, all of them waiting together for its one statement; the
+    requests at the indexes in `cancel` give up while they wait."""
     other = await db.connect(db_url)
     try:
         tx = other.transaction()
@@ -78,6 +83,10 @@ async def _grouped(
         tasks = [asyncio.create_task(lane.record(b)) for b in batches]
         await asyncio.sleep(0.1)
         assert len(lane._waiting) == len(batches), "every request should wait for the statement"
+        for i in cancel:
+            tasks[i].cancel()  # its deadline, say
+        await asyncio.sleep(0.05)
+        assert len(lane._waiting) == len(batches) - len(cancel)
         await tx.commit()
         assert await asyncio.wait_for(first, 10) is None  # its window was taken: careful path
         return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
@@ -215,28 +224,8 @@ async def test_a_request_that_gives_up_while_waiting_is_never_written(
     lane = ingest.FastLane(lane_pool, statements=1, group_readings=2000)
     kept = _batch(site, "kept", _w(0))
     gone = _batch(site, "gone", _w(15))
-    other = await db.connect(db_url)
-    try:
-        tx = other.transaction()
-        await tx.start()
-        await other.execute(
-            "INSERT INTO measurements (site_id, ts, methane_kg, device_id, batch_id) "
-            "VALUES ($1, $2, 1.0, 'dev-0', gen_random_uuid())",
-            site,
-            HELD,
-        )
-        holder = asyncio.create_task(lane.record(_batch(site, "h", Window(ts=HELD, methane_kg=1))))
-        await asyncio.sleep(0.3)
-        waiting = [asyncio.create_task(lane.record(b)) for b in (kept, gone)]
-        await asyncio.sleep(0.1)
-        waiting[1].cancel()  # its deadline, say
-        await asyncio.sleep(0.05)
-        assert len(lane._waiting) == 1
-        await tx.commit()
-        await asyncio.wait_for(holder, 10)
-        outcome = await asyncio.wait_for(waiting[0], 10)
-    finally:
-        await other.close()
+    outcome, cancelled = await _grouped(db_url, lane, site, [kept, gone], cancel=frozenset({1}))
+    assert isinstance(cancelled, asyncio.CancelledError)
     assert isinstance(outcome, ingest.Outcome) and not outcome.replayed
     keys = await conn.fetch("SELECT key FROM ingest_requests ORDER BY key")
     assert [r["key"] for r in keys] == ["kept"]
