@@ -71,7 +71,15 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 # Buckets and years are UTC whatever the server's default zone is. No JIT: a drain's
 # recompute of thousands of buckets is estimated costly enough to be JIT-compiled, which
 # takes longer (~0.4 s) than running it; none of our statements is long enough to gain.
-SERVER_SETTINGS = {"timezone": "UTC", "application_name": "emissions-engine", "jit": "off"}
+# extra_float_digits > 0 (PostgreSQL's default, pinned against a database-wide setting): a
+# float8 as text is its shortest exact decimal, which is how the drain counts a reading
+# (sql/queries/aggregates.sql); at 0 or less the totals would round every reading.
+SERVER_SETTINGS = {
+    "timezone": "UTC",
+    "application_name": "emissions-engine",
+    "jit": "off",
+    "extra_float_digits": "1",
+}
 # Pooled sessions (API and worker) also tell the server when to give up on us. A process whose
 # machine vanished, or that a partition cut off, would otherwise keep its session, and the
 # row locks of an open transaction (a worker's SKIP LOCKED claim, ingest's advisory lock on

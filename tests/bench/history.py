@@ -35,7 +35,8 @@ async def build_history(url: str, site_ids: list[int], readings: int, *, end: da
     try:
         await conn.execute(
             "INSERT INTO site_hourly (site_id, hour, total_kg, readings) "
-            "SELECT site_id, date_trunc('hour', ts, 'UTC'), sum(methane_kg::numeric), count(*) "
+            "SELECT site_id, date_trunc('hour', ts, 'UTC'), sum(methane_kg::text::numeric), "
+            "count(*) "
             "FROM measurements GROUP BY 1, 2"
         )
         year = datetime.now(UTC).year

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import MAX_PREC, Decimal, localcontext
 from typing import Any
 
 import asyncpg
@@ -47,13 +47,15 @@ async def site_state(conn: asyncpg.Connection, site: int) -> tuple[Any, ...]:
 
 
 def expected(sent: dict[tuple[int, datetime], float], site: int) -> tuple[Decimal, dict[Any, Any]]:
+    """Each reading as its shortest decimal, added exactly (numeric does not round)."""
     hours: dict[datetime, list[Decimal]] = defaultdict(list)
     for (s, ts), kg in sent.items():
         if s == site:
             hours[ts.replace(minute=0)].append(Decimal(str(kg)))
-    return sum((sum(v) for v in hours.values()), Decimal(0)), {
-        h: (sum(v), len(v)) for h, v in hours.items()
-    }
+    with localcontext(prec=MAX_PREC):
+        return sum((sum(v) for v in hours.values()), Decimal(0)), {
+            h: (sum(v), len(v)) for h, v in hours.items()
+        }
 
 
 async def test_totals_equal_the_exact_sum_of_unique_readings_hour_by_hour(
@@ -91,6 +93,37 @@ async def test_totals_equal_the_exact_sum_of_unique_readings_hour_by_hour(
         assert {r["hour"]: (r["total_kg"], r["readings"]) for r in rows} == hours
         view = (await client.get(f"/v1/sites/{site}")).json()
         assert view["lifetime_kg"] == float(lifetime)
+
+
+async def test_a_reading_counts_as_the_shortest_decimal_of_its_float_in_drain_and_rebuild(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, db_url: str, settings: Settings
+) -> None:
+    # Values a float holds only with 16-17 significant digits: what the device sent, and what
+    # the API shows back (Python's repr), is the decimal the totals must add. A cast that
+    # rounds to 15 digits would count 1/3 as 0.333333333333333.
+    site = await make_site(client)
+    rng = random.Random(11)
+    kgs = [0.1 + 0.2, 1 / 3, 2 / 3 * 1000, 1e-7, 123456.78901234567, 5e-324]
+    kgs += [rng.uniform(0, 50) for _ in range(30)]
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    items = [
+        {"ts": (start + timedelta(minutes=7 * i)).isoformat(), "methane_kg": kg}
+        for i, kg in enumerate(kgs)
+    ]
+    assert (await post_batch(client, site, batch(items))).status_code == 202
+    sent = {(site, datetime.fromisoformat(i["ts"])): i["methane_kg"] for i in items}
+    lifetime, hours = expected(sent, site)
+    with localcontext(prec=MAX_PREC):  # rounded to 15 digits, these readings add up otherwise
+        assert lifetime != sum(Decimal(f"{kg:.15g}") for kg in kgs)
+    await drain_all(db_url, settings)
+    for _ in range(2):  # drained, then rebuilt from raw readings: the same exact figures
+        assert (await site_state(conn, site))[0][:3] == (lifetime, lifetime, len(kgs))
+        rows = await conn.fetch("SELECT * FROM site_hourly WHERE site_id = $1", site)
+        assert {r["hour"]: (r["total_kg"], r["readings"]) for r in rows} == hours
+        rebuilt = await run_cli(
+            "aggregates", "rebuild", "--site", str(site), env={"DATABASE_URL": db_url}
+        )
+        assert rebuilt.returncode == 0, rebuilt.stderr
 
 
 async def test_many_events_for_one_site_cost_one_recompute(
