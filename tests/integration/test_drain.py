@@ -100,16 +100,21 @@ async def test_a_reading_counts_as_the_shortest_decimal_of_its_float_in_drain_an
 ) -> None:
     # Values a float holds only with 16-17 significant digits: what the device sent, and what
     # the API shows back (Python's repr), is the decimal the totals must add. A cast that
-    # rounds to 15 digits would count 1/3 as 0.333333333333333.
+    # rounds to 15 digits would count 1/3 as 0.333333333333333. The drain sums an hour of
+    # readings with at most 6 decimals as integers, any other hour from the text, and the
+    # rebuild always from the text: all three kinds of hour are here, checked both ways.
     site = await make_site(client)
     rng = random.Random(11)
-    kgs = [0.1 + 0.2, 1 / 3, 2 / 3 * 1000, 1e-7, 123456.78901234567, 5e-324]
-    kgs += [rng.uniform(0, 50) for _ in range(30)]
+    long = [0.1 + 0.2, 1 / 3, 2 / 3 * 1000, 1e-7, 123456.78901234567, 5e-324]
+    long += [rng.uniform(0, 50) for _ in range(30)]
+    short = [0.000001, 999999.999999, 123.456, 7.0, 0.1, 0.2]  # one hour, at 7-minute steps
+    mixed = [0.25, 1.5, 1 / 7]  # and the next
+    kgs = long + short + mixed
     start = datetime(2026, 3, 2, tzinfo=UTC)
-    items = [
-        {"ts": (start + timedelta(minutes=7 * i)).isoformat(), "methane_kg": kg}
-        for i, kg in enumerate(kgs)
-    ]
+    stamps = [start + timedelta(minutes=7 * i) for i in range(len(long))]
+    stamps += [start + timedelta(days=1, minutes=7 * i) for i in range(len(short))]
+    stamps += [start + timedelta(days=1, hours=1, minutes=7 * i) for i in range(len(mixed))]
+    items = [{"ts": ts.isoformat(), "methane_kg": kg} for ts, kg in zip(stamps, kgs, strict=True)]
     assert (await post_batch(client, site, batch(items))).status_code == 202
     sent = {(site, datetime.fromisoformat(i["ts"])): i["methane_kg"] for i in items}
     lifetime, hours = expected(sent, site)
