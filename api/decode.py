@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
+from litestar.exceptions import InternalServerException
 from litestar.openapi.spec import (
     Example,
     OpenAPIMediaType,
@@ -19,7 +20,13 @@ from litestar.openapi.spec import (
     RequestBody,
 )
 
-from api.errors import BodyTimeout, InvalidBody, MalformedJson, UnsupportedMediaType
+from api.errors import (
+    BodyTimeout,
+    ClientDisconnected,
+    InvalidBody,
+    MalformedJson,
+    UnsupportedMediaType,
+)
 from api.schemas import inline_schema
 from domain.errors import FieldError
 from service.infra.settings import Settings
@@ -56,6 +63,8 @@ async def decode_json(request: Request[Any, Any, Any], decoder: msgspec.json.Dec
             body = await request.body()
     except TimeoutError as exc:
         raise BodyTimeout() from exc
+    except InternalServerException as exc:  # Litestar's word for a disconnect mid-body
+        raise ClientDisconnected() from exc
     if b"\\u0000" in body:  # valid JSON, but no Postgres text or jsonb can hold it
         raise InvalidBody([FieldError("", "strings must not contain the NUL character")])
     try:

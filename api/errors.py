@@ -25,6 +25,10 @@ class BodyTimeout(EdgeError):
     """The request body did not arrive in time; nothing was done. Send it again."""
 
 
+class ClientDisconnected(EdgeError):
+    """The client closed the connection before its body arrived; nothing was done."""
+
+
 class MalformedJson(EdgeError):
     """The body is not valid JSON."""
 

@@ -59,6 +59,9 @@ TABLE: dict[type[Exception], ProblemType] = {
     InvalidIdempotencyKey: ProblemType("idempotency-key-invalid", 400, "Invalid key"),
     edge.MalformedJson: ProblemType("malformed-json", 400, "Malformed JSON"),
     edge.BodyTimeout: ProblemType("body-timeout", 408, "Request body timed out"),
+    # Nobody reads this answer; the status is for the logs and metrics: a client's fault
+    # (a device that lost its link mid-upload), not the server's 500.
+    edge.ClientDisconnected: ProblemType("client-disconnected", 400, "Client disconnected"),
     edge.UnsupportedMediaType: ProblemType("unsupported-media-type", 415, "Unsupported type"),
     edge.InvalidBody: VALIDATION,
     edge.InvalidParameters: VALIDATION,

@@ -109,6 +109,29 @@ async def test_a_body_that_stalls_after_the_headers_is_cut_off_in_seconds(
     assert time.monotonic() - started < 3
 
 
+async def test_a_client_that_disconnects_mid_body_is_its_own_fault_not_a_500(
+    served: tuple[str, int], tmp_path: Path
+) -> None:
+    """A device that loses its link mid-upload is logged as a 400 client-disconnected, not as
+    an unhandled error with a traceback and a 500 that error-rate alerts would count."""
+    _, writer = await asyncio.open_connection(*served)
+    writer.write(
+        b"POST /v1/sites HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-admin-token\r\n"
+        b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"name": '
+    )
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    log = tmp_path / "api.log"
+    deadline = time.monotonic() + 5
+    while b'"path":"/v1/sites"' not in log.read_bytes() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    lines = [line for line in log.read_bytes().splitlines() if b'"path":"/v1/sites"' in line]
+    assert len(lines) == 1, log.read_text()
+    assert b'"status":400' in lines[0] and b'"problem":"client-disconnected"' in lines[0]
+    assert b"unhandled_error" not in log.read_bytes()
+
+
 async def test_an_idle_keep_alive_connection_is_closed(served: tuple[str, int]) -> None:
     reader, writer = await asyncio.open_connection(*served)
     writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
