@@ -109,6 +109,12 @@ class Stats:
     statuses: Counter[int] = field(default_factory=Counter)
 
 
+# An idle keep-alive connection is dropped here well before the API closes it (KEEP_ALIVE_S,
+# 5 s by default): reused just as the server closes it, a request fails with ReadError. The
+# admin client sits idle while the devices post (the run's 4 s, longer on a slow machine).
+_LIMITS = httpx.Limits(keepalive_expiry=2.0)
+
+
 class FaultyClient:
     """Posts JSON through real HTTP with injected faults (probability `rate` per try)."""
 
@@ -117,7 +123,7 @@ class FaultyClient:
         self.rate = rate
         self.rng = rng
         self.stats = stats
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=10)
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=10, limits=_LIMITS)
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -188,7 +194,10 @@ async def simulate(opts: Options, console: Console) -> int:
     rng = random.Random(opts.seed)
     stats = Stats()
     admin = httpx.AsyncClient(
-        base_url=opts.base_url, headers={"Authorization": f"Bearer {opts.admin_token}"}, timeout=30
+        base_url=opts.base_url,
+        headers={"Authorization": f"Bearer {opts.admin_token}"},
+        timeout=30,
+        limits=_LIMITS,
     )
     run = uuid.uuid4().hex[:6]
     start = clock_start(datetime.now(UTC), opts)
