@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -110,10 +111,11 @@ async def test_a_body_that_stalls_after_the_headers_is_cut_off_in_seconds(
 
 
 async def test_a_client_that_disconnects_mid_body_is_its_own_fault_not_a_500(
-    served: tuple[str, int], tmp_path: Path
+    served: tuple[str, int], tmp_path: Path, conn: asyncpg.Connection
 ) -> None:
     """A device that loses its link mid-upload is logged as a 400 client-disconnected, not as
-    an unhandled error with a traceback and a 500 that error-rate alerts would count."""
+    an unhandled error with a traceback and a 500 that error-rate alerts would count; nothing
+    is written."""
     _, writer = await asyncio.open_connection(*served)
     writer.write(
         b"POST /v1/sites HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer dev-admin-token\r\n"
@@ -130,6 +132,7 @@ async def test_a_client_that_disconnects_mid_body_is_its_own_fault_not_a_500(
     assert len(lines) == 1, log.read_text()
     assert b'"status":400' in lines[0] and b'"problem":"client-disconnected"' in lines[0]
     assert b"unhandled_error" not in log.read_bytes()
+    assert await conn.fetchval("SELECT count(*) FROM sites") == 0
 
 
 async def test_an_idle_keep_alive_connection_is_closed(served: tuple[str, int]) -> None:
