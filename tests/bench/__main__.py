@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import uvloop
 
@@ -33,6 +33,22 @@ STEAL_MAX = 0.15
 def stolen(rows: list[Row]) -> float:
     """The most cores any of the rows lost to steal."""
     return max((r.cpu.get("steal", 0.0) for r in rows), default=0.0)
+
+
+class PhaseArgs(TypedDict):
+    """The keyword arguments every timed phase of a round shares."""
+
+    size: int
+    warmup_s: float
+    duration_s: float
+
+
+class DrainArgs(TypedDict):
+    """The keyword arguments both ingest_and_drain calls of the growth phase share."""
+
+    size: int
+    clients: int
+    drain_timeout_s: float
 
 
 @dataclass(frozen=True)
@@ -248,7 +264,7 @@ class Bench:
         ratios within the round."""
         cfg = self.cfg
         timeline, copies = timelines
-        base = dict(size=cfg.size, warmup_s=cfg.warmup_s, duration_s=cfg.phase_s)
+        base = PhaseArgs(size=cfg.size, warmup_s=cfg.warmup_s, duration_s=cfg.phase_s)
         tag = f"round {round_no + 1}"
         rows: list[Row] = []
         if "ceiling" in cfg.phases:
@@ -578,7 +594,7 @@ class Bench:
         api = await self.api(url, 1)
         worker = await self.worker(url)
         try:
-            common = dict(size=cfg.size, clients=cfg.clients, drain_timeout_s=600.0)
+            common = DrainArgs(size=cfg.size, clients=cfg.clients, drain_timeout_s=600.0)
             groups = {"client": [os.getpid()], "api": api.pids(), "worker": [worker.pid]}
             # Warm the processes and caches first; the measured part starts drained.
             await phases.ingest_and_drain(

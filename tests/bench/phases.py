@@ -351,12 +351,14 @@ async def claims_since(url: str, since: Any) -> dict[str, Any]:
     a claim stamps its events with its transaction's start time, one value per claim."""
     conn = await asyncpg.connect(url)
     try:
-        events, claims = await conn.fetchrow(
+        row = await conn.fetchrow(
             "SELECT count(*), count(DISTINCT processed_at) FROM outbox WHERE processed_at >= $1",
             since,
         )
     finally:
         await conn.close()
+    assert row is not None  # aggregates without GROUP BY: always one row
+    events, claims = row
     return {"claims": claims, "events_per_claim": round(events / claims, 1) if claims else None}
 
 

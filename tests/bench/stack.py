@@ -3,6 +3,7 @@ prepared for it, API and worker processes, and the CPU and memory those processe
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import shutil
@@ -11,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import asyncpg
@@ -114,11 +116,12 @@ async def drop_database(services: Services, name: str) -> None:
 
 async def _device_keys(conn: asyncpg.Connection, site_ids: list[int]) -> dict[int, str]:
     """One key per site's device, when this version of the API authenticates devices."""
+    keys: ModuleType
     try:
         from service import devices as keys
     except ImportError:
-        try:  # before the service layer's redesign
-            from service import auth as keys  # type: ignore[no-redef]
+        try:  # before the service layer's redesign (3f2b7ab), which removed service/auth.py
+            keys = importlib.import_module("service.auth")
         except ImportError:
             return {}
     create = getattr(keys, "create_device_key", None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 
 from tests.e2e.stack import Seeder, hourly_profile, hours_back, now
 from tests.harness.databases import create_database, drop_database
@@ -44,8 +44,8 @@ VIEWER_TOKEN = "viewer-token-for-e2e-0123456789abcdef"
 OPERATOR_TOKEN = "operator-token-for-e2e-0123456789abcdef"
 LOWER_ROLES = f"wall:viewer:{VIEWER_TOKEN},oncall:operator:{OPERATOR_TOKEN}"
 DATABASE = f"e2e_dashboard_{os.getpid()}"
-LAPTOP = {"width": 1440, "height": 900}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1440, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 # Dead-letter after two quick failures, so the poison test waits about a second, not minutes.
 WORKER_ENV = {
     "DRAIN_MAX_ATTEMPTS": "2",
@@ -246,7 +246,9 @@ async def page(
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[Any]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[Any]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when == "call":
         item.rep_call = report  # type: ignore[attr-defined]

@@ -110,7 +110,8 @@ class Seeder:
         """Until the worker has applied `readings` readings of this site."""
 
         async def done() -> bool:
-            return (await self.get_site(site_id))["reading_count"] >= readings
+            count: int = (await self.get_site(site_id))["reading_count"]
+            return count >= readings
 
         await wait_for(done, timeout=timeout, message=f"site {site_id} never reached {readings}")
 

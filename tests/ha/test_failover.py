@@ -92,7 +92,7 @@ class Storm:
         async with httpx.AsyncClient(base_url=self.url, timeout=4.0) as client:
             while self.running:
                 first = self.start + timedelta(minutes=n * READINGS)
-                items = [
+                items: list[dict[str, Any]] = [
                     {
                         "ts": (first + timedelta(minutes=i)).isoformat(),
                         "methane_kg": round(rng.uniform(0.001, 5.0), 3),
@@ -388,7 +388,7 @@ async def verify(
         str(r["batch_id"]): r["n"]
         for r in await conn.fetch("SELECT batch_id, count(*) AS n FROM measurements GROUP BY 1")
     }
-    acked = {b.batch_id: len(b.readings) for b in sent}
+    acked = {b.batch_id: len(b.readings) for b in sent if b.batch_id}  # all, asserted above
     lost = [k for k, n in acked.items() if stored.get(k) != n]
     extra = [k for k in stored if k not in acked]
     readings = [r for b in sent for r in b.readings]

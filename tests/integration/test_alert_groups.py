@@ -44,7 +44,9 @@ async def arrange(client: httpx.AsyncClient, conn: asyncpg.Connection) -> dict[s
     return {"one": one, "two": two, **ids}
 
 
-def group(site: int, kind: str, count: int, open_n: int, first_h: int, last_h: int) -> dict:
+def group(
+    site: int, kind: str, count: int, open_n: int, first_h: int, last_h: int
+) -> dict[str, Any]:
     return {
         "site_id": site,
         "kind": kind,
@@ -149,6 +151,7 @@ async def test_bulk_acknowledge_by_group_or_ids_is_audited_and_idempotent(
     first = await conn.fetchrow(
         "SELECT acknowledged_by FROM alerts WHERE id = $1", a["two_leak"][0]
     )
+    assert first is not None
     assert first["acknowledged_by"] == "someone"  # the first acknowledgement kept
     assert await audits(conn) == [
         ("dev", 3, {"alert_ids": None, "site_id": one, "kind": "leak"}),

@@ -92,7 +92,7 @@ async def test_retries_through_a_faulty_network_end_in_exact_totals(
                     async def device(site: int) -> list[int]:
                         attempts = []
                         for n in range(15):
-                            items = []
+                            items: list[dict[str, Any]] = []
                             for _ in range(rng.randint(1, 20)):
                                 ts = start + timedelta(minutes=5 * rng.randint(0, 2000))
                                 kg = round(rng.uniform(0, 20), 3)

@@ -246,7 +246,7 @@ async def test_subscription_api_validates_guards_and_disables(
     conn: asyncpg.Connection,
     receiver: Receiver,
 ) -> None:
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"url": "ftp://example.com/x", "event_types": ["batch.accepted"]}, "/url"),
         ({"url": "http://u:p@example.com/x", "event_types": ["batch.accepted"]}, "/url"),
         ({"url": "https://example.com/x", "event_types": ["batch.acepted"]}, "/event_types"),
@@ -327,6 +327,7 @@ async def test_a_worker_killed_mid_send_leaves_the_delivery_to_another_worker(
             await wait_for(lambda: hanging.attempts >= 1, timeout=15, message="never sent")
             await first.kill()  # mid-request: no outcome was recorded
         row = await conn.fetchrow("SELECT attempts, delivered_at, available_at FROM deliveries")
+        assert row is not None
         assert (row["attempts"], row["delivered_at"]) == (1, None)
         hanging.mode = "ok"
         async with WorkerProcess(**urls, log_dir=tmp_path, name="b", env=env):
@@ -336,6 +337,7 @@ async def test_a_worker_killed_mid_send_leaves_the_delivery_to_another_worker(
             await wait_for(_fetch_equals(conn, delivered, None, 1), timeout=5, message="unrecorded")
         assert hanging.event_ids() == list(await batch_event_ids(conn))
         row = await conn.fetchrow("SELECT attempts, delivered_at FROM deliveries")
+        assert row is not None
         assert row["attempts"] == 2 and row["delivered_at"] is not None
     finally:
         hanging.stop()
@@ -371,6 +373,7 @@ async def test_cli_registers_lists_replays_and_disables(
     real = await run_cli("deliveries", "replay", "--subscription", "1", "--all-dead", env=env)
     assert real.returncode == 0
     row = await conn.fetchrow("SELECT dead_at, attempts FROM deliveries")
+    assert row is not None
     assert (row["dead_at"], row["attempts"]) == (None, 0)
     replays = "SELECT count(*) FROM ops_audit WHERE action = 'deliveries.replay'"
     assert await conn.fetchval(replays) == 2  # the dry run and the real one, not the refused
@@ -395,6 +398,7 @@ async def test_an_attempt_has_one_deadline_for_connect_send_and_the_whole_reply(
         once = Settings.from_env({}, **{**settings_fields(fast), **retry_later})
         await Deliverer(pool, once).drain(timeout_s=1.8)  # deadline 1 s: the attempt is over
         row = await conn.fetchrow("SELECT attempts, last_error, dead_at FROM deliveries")
+        assert row is not None
         assert (row["attempts"], row["last_error"]) == (1, "no reply within 1 s")
         assert row["dead_at"] is None  # a timeout is retried (in a minute)
     finally:
@@ -429,6 +433,7 @@ async def test_a_huge_reply_is_read_only_to_the_cap_and_kept_as_a_short_clean_su
         assert grown_mib < 50, grown_mib  # reading it all took > 600 MB (bytes, then text)
         assert huge.sent_bytes < 32 * 1024 * 1024, huge.sent_bytes  # socket buffers, no more
         row = await conn.fetchrow("SELECT last_status_code, last_error FROM deliveries")
+        assert row is not None
         assert row["last_status_code"] == 500
         assert row["last_error"] == summary(
             "HTTP 500: " + huge.huge_prefix[:1024].decode(), secrets=[secret]
@@ -454,8 +459,12 @@ async def test_five_dripping_receivers_leave_a_good_one_every_event_within_2_s(
             await subscribe(client, r.url)
         await subscribe(client, good.url)
         site = await make_site(client)
-        urls = {"database_url": settings.database_url, "redis_url": settings.redis_url}
-        async with WorkerProcess(**urls, log_dir=tmp_path, name="w"):
+        async with WorkerProcess(
+            database_url=settings.database_url,
+            redis_url=settings.redis_url,
+            log_dir=tmp_path,
+            name="w",
+        ):
             start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
             sent: dict[str, float] = {}
             for i in range(16):  # 8 s: through the drips' first deadlines and retries

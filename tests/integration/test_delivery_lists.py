@@ -153,7 +153,7 @@ async def test_bulk_replay_dry_run_changes_nothing_and_replay_requeues_exactly_t
 
         tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
         hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-        dry_runs = [
+        dry_runs: list[tuple[dict[str, Any], list[int]]] = [
             ({"delivery_ids": by_type["batch.accepted"][:2]}, by_type["batch.accepted"][:2]),
             (
                 {"all_dead": True, "subscription_id": a, "event_type": THRESHOLD},
@@ -210,13 +210,14 @@ async def test_bulk_replay_dry_run_changes_nothing_and_replay_requeues_exactly_t
     assert [(r["affected"], r["dry_run"]) for r in audits[-2:]] == [(2, False), (2, False)]
 
     snap = await snapshot(conn)
-    for body, pointer in [
+    invalid: list[tuple[dict[str, Any], str]] = [
         ({"delivery_ids": [1], "event_type": "batch.accepted"}, "/delivery_ids"),
         ({"all_dead": True, "event_type": "batch.acepted"}, "/event_type"),
         ({"all_dead": True, "from": "yesterday"}, "/from"),
         ({"event_type": THRESHOLD}, ""),
         ({"delivery_ids": []}, "/delivery_ids"),
-    ]:
+    ]
+    for body, pointer in invalid:
         bad = await client.post("/v1/ops/deliveries/replay", json=body, headers=ADMIN)
         assert bad.status_code == 422, (body, bad.text)
         assert bad.json()["type"] == "/problems/validation-error"

@@ -53,8 +53,8 @@ def expected(sent: dict[tuple[int, datetime], float], site: int) -> tuple[Decima
         if s == site:
             hours[ts.replace(minute=0)].append(Decimal(str(kg)))
     with localcontext(prec=MAX_PREC):
-        return sum((sum(v) for v in hours.values()), Decimal(0)), {
-            h: (sum(v), len(v)) for h, v in hours.items()
+        return sum((sum(v, Decimal(0)) for v in hours.values()), Decimal(0)), {
+            h: (sum(v, Decimal(0)), len(v)) for h, v in hours.items()
         }
 
 
@@ -67,7 +67,7 @@ async def test_totals_equal_the_exact_sum_of_unique_readings_hour_by_hour(
     stored: dict[tuple[int, datetime], float] = {}
     for n in range(30):
         site = rng.choice(sites)
-        items = []
+        items: list[dict[str, Any]] = []
         for _ in range(rng.randint(1, 40)):
             ts = start + timedelta(minutes=5 * rng.randint(0, 400))
             if any(i["ts"] == ts.isoformat() for i in items):
@@ -87,6 +87,7 @@ async def test_totals_equal_the_exact_sum_of_unique_readings_hour_by_hour(
     for site in sites:
         lifetime, hours = expected(stored, site)
         totals = await conn.fetchrow("SELECT * FROM site_totals WHERE site_id = $1", site)
+        assert totals is not None
         assert totals["lifetime_kg"] == lifetime
         assert totals["readings"] == sum(n for _, n in hours.values())
         rows = await conn.fetch("SELECT * FROM site_hourly WHERE site_id = $1", site)
@@ -114,7 +115,9 @@ async def test_a_reading_counts_as_the_shortest_decimal_of_its_float_in_drain_an
     stamps = [start + timedelta(minutes=7 * i) for i in range(len(long))]
     stamps += [start + timedelta(days=1, minutes=7 * i) for i in range(len(short))]
     stamps += [start + timedelta(days=1, hours=1, minutes=7 * i) for i in range(len(mixed))]
-    items = [{"ts": ts.isoformat(), "methane_kg": kg} for ts, kg in zip(stamps, kgs, strict=True)]
+    items: list[dict[str, Any]] = [
+        {"ts": ts.isoformat(), "methane_kg": kg} for ts, kg in zip(stamps, kgs, strict=True)
+    ]
     assert (await post_batch(client, site, batch(items))).status_code == 202
     sent = {(site, datetime.fromisoformat(i["ts"])): i["methane_kg"] for i in items}
     lifetime, hours = expected(sent, site)
@@ -231,6 +234,7 @@ async def test_poison_event_backs_off_dead_letters_and_replays_after_the_fix(
     first = await drain_batch(conn, limit=100, policy=FAST)
     assert (first.applied, first.failed, first.dead) == (1, 1, 0)
     event = await conn.fetchrow("SELECT * FROM outbox WHERE site_id = $1", bad)
+    assert event is not None
     assert event["attempts"] == 1
     assert "poisoned bucket" in event["last_error"]
     assert event["available_at"] > event["created_at"]
@@ -243,6 +247,7 @@ async def test_poison_event_backs_off_dead_letters_and_replays_after_the_fix(
         dead_total += (await drain_batch(conn, limit=100, policy=FAST)).dead
     assert dead_total == 1
     event = await conn.fetchrow("SELECT * FROM outbox WHERE site_id = $1", bad)
+    assert event is not None
     assert (event["attempts"], event["dead_at"] is not None) == (3, True)
     assert await conn.fetchval("SELECT lifetime_kg FROM site_totals WHERE site_id=$1", good) == 4.5
     queue = (await client.get("/v1/ops/queue")).json()
@@ -292,13 +297,15 @@ async def test_late_batch_and_year_boundary_land_in_the_right_buckets(
     await post_batch(client, site, batch(late))
     await drain_all(db_url, settings)
     totals = await conn.fetchrow("SELECT * FROM site_totals WHERE site_id = $1", site)
+    assert totals is not None
     this_year = Decimal("10") + Decimal("0.5")
     if last_month.year == now.year:
         this_year += Decimal("1.25")
     assert totals["lifetime_kg"] == Decimal("111.75")
     assert totals["year_kg"] == this_year  # 31 Dec 23:30 counts in the previous year
     assert totals["year"] == now.year
-    hours = dict(await conn.fetch("SELECT hour, total_kg FROM site_hourly WHERE site_id=$1", site))
+    hourly = await conn.fetch("SELECT hour, total_kg FROM site_hourly WHERE site_id=$1", site)
+    hours: dict[datetime, Decimal] = {r["hour"]: r["total_kg"] for r in hourly}
     assert hours[new_year - timedelta(hours=1)] == Decimal(100)
     assert hours[last_month + timedelta(hours=5)] == Decimal("1.25")
     view = (await client.get(f"/v1/sites/{site}")).json()
@@ -323,6 +330,7 @@ async def test_rebuild_recomputes_every_bucket_from_raw_data(
     assert done.returncode == 0, done.stderr
     assert await site_state(conn, site) == good
     audit = await conn.fetchrow("SELECT * FROM ops_audit ORDER BY id DESC LIMIT 1")
+    assert audit is not None
     assert (audit["actor"], audit["action"], audit["affected"]) == ("cli", "aggregates.rebuild", 1)
 
 

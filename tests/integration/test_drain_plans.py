@@ -11,6 +11,7 @@ makes every session replan (maintenance.analyze_outgrown_partitions).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import pytest
@@ -43,7 +44,9 @@ async def _plan_once_the_empty_partition_filled(
     """The recompute's plan in a session that ran it while 2024-01 was empty and analyzed."""
     q = queries.load("aggregates")["recompute_hours_find_leaks_and_late_months"]
     args = ARGS.format(site=site)
-    async with pool.acquire() as conn:
+    async with pool.acquire() as proxy:
+        # The pool hands out a proxy that behaves as a Connection in every way used here.
+        conn = cast(asyncpg.Connection, proxy)
         if plan_cache_mode is not None:
             await conn.execute(f"SET plan_cache_mode = {plan_cache_mode}")
         await conn.execute("TRUNCATE measurements_2024_01")
@@ -162,8 +165,12 @@ async def test_a_running_worker_analyzes_a_partition_that_outgrew_its_statistics
     # Only the worker may analyze it here: autovacuum is off for this partition.
     await conn.execute("ALTER TABLE measurements_2024_01 SET (autovacuum_enabled = off)")
     await conn.execute("ANALYZE measurements_2024_01")  # empty
-    urls = {"database_url": settings.database_url, "redis_url": settings.redis_url}
-    async with WorkerProcess(**urls, log_dir=tmp_path, name="stats"):
+    async with WorkerProcess(
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        log_dir=tmp_path,
+        name="stats",
+    ):
         await _fill_january_2024(conn, site)
         query = "SELECT reltuples FROM pg_class WHERE oid = 'measurements_2024_01'::regclass"
 

@@ -310,6 +310,7 @@ async def test_expired_key_with_new_readings_stores_them_and_replaces_the_answer
     stored = await conn.fetchrow(
         "SELECT batch_id::text, expires_at > now() AS live FROM ingest_requests"
     )
+    assert stored is not None
     assert (stored["batch_id"], stored["live"]) == (second.json()["batch_id"], True)
     counts = await table_counts(conn)
     assert (counts["measurements"], counts["outbox"], counts["ingest_requests"]) == (5, 2, 1)

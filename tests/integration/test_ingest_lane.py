@@ -110,8 +110,8 @@ async def test_waiting_requests_share_one_transaction_each_judged_alone(
     # Stored before: a key to replay, a key to reuse with another body, a window to overlap.
     replay = _batch(site, "replay", _w(300, 5.0))
     reused = _batch(site, "reused", _w(315, 6.0))
-    for stored in (replay, reused):
-        assert await ingest._record_fast(conn, stored) is not None
+    for earlier in (replay, reused):
+        assert await ingest._record_fast(conn, earlier) is not None
     await ingest._record_fast(conn, _batch(site, "stored", _w(330, 7.0)))
 
     lane = ingest.FastLane(lane_pool, statements=1, group_readings=2000)

@@ -174,6 +174,9 @@ async def test_event_hours_are_the_utc_hours_of_the_readings_whatever_their_offs
         [datetime.fromisoformat(h) for h in r["payload"]["hours"]]
         for r in await conn.fetch("SELECT payload FROM outbox ORDER BY id")
     ]
-    hour = lambda h: datetime(2026, 1, 5, h, tzinfo=UTC)  # noqa: E731
+
+    def hour(h: int) -> datetime:
+        return datetime(2026, 1, 5, h, tzinfo=UTC)
+
     assert fast == [hour(3), hour(4), hour(5)]
     assert careful == [hour(6)]

@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
+from api.context import RequestContext
 from service.infra.settings import Settings
 from tests.conftest import RunningApi, free_socket
 from tests.harness.services import PostgresServer
@@ -293,7 +294,9 @@ async def test_a_known_bad_key_is_refused_from_memory(
 
 async def test_ready_answers_from_a_short_cache(settings: Settings) -> None:
     async with RunningApi(settings) as api, httpx.AsyncClient(base_url=api.url) as client:
-        readiness = api.server.config.app.state.readiness
+        app = api.server.config.app
+        assert isinstance(app, RequestContext)  # what create_app returns
+        readiness = app.state.readiness
         before = readiness.rounds
         answers = await asyncio.gather(*(client.get("/ready") for _ in range(200)))
         assert {a.status_code for a in answers} == {200}

@@ -75,6 +75,7 @@ async def test_each_filter_narrows_the_list(
     )
     assert sent.status_code in (200, 201, 202), sent.text
     accepted = await conn.fetchrow("SELECT id, payload FROM outbox ORDER BY id DESC LIMIT 1")
+    assert accepted is not None
     assert accepted["payload"]["request_id"] == "triage-req-1"
 
     assert await listed(client, status="dead", site_id=a) == sorted(dead_a + late_a)[::-1]

@@ -29,7 +29,8 @@ async def early_in_a_bucket(conn: asyncpg.Connection) -> datetime:
         )
         assert row is not None
         if row["into"] < 6:
-            return row["b"]
+            start: datetime = row["b"]
+            return start
         await asyncio.sleep(10 - row["into"] + 0.05)
 
 
@@ -195,7 +196,11 @@ async def test_history_is_downsampled_max_of_gauges_sum_of_counters(
     # Every sample by itself at step 10; buckets are aligned to `from`.
     raw = (await client.get("/v1/ops/queue/history", params={**window, "step": 10})).json()
     assert [p["pending"] for p in raw["points"]] == [5, 9, 3, 0, 7, 2, 1, 4]
-    shifted = {"from": "2026-01-01T00:00:30Z", "to": "2026-01-01T00:03:00Z", "step": 60}
+    shifted: dict[str, str | int] = {
+        "from": "2026-01-01T00:00:30Z",
+        "to": "2026-01-01T00:03:00Z",
+        "step": 60,
+    }
     body = (await client.get("/v1/ops/queue/history", params=shifted)).json()
     assert [(p["at"], p["processed"]) for p in body["points"]] == [
         ("2026-01-01T00:00:30Z", 15),
@@ -218,7 +223,11 @@ async def test_a_backwards_range_is_empty_and_a_long_one_is_truncated(
     body = (await client.get("/v1/ops/queue/history", params=backwards)).json()
     assert body["points"] == [] and body["truncated"] is False
     # 1500 points of 10 s is 4 h 10 min: the answer stops there; continue from its `to`.
-    long = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z", "step": 10}
+    long: dict[str, str | int] = {
+        "from": "2026-01-01T00:00:00Z",
+        "to": "2026-01-02T00:00:00Z",
+        "step": 10,
+    }
     body = (await client.get("/v1/ops/queue/history", params=long)).json()
     assert body["truncated"] is True and body["to"] == "2026-01-01T04:10:00Z"
     assert [p["pending"] for p in body["points"]] == [3]

@@ -63,6 +63,7 @@ async def _check(db_url: str, sent: list[Window], rnd: random.Random) -> None:
         rows = await conn.fetch("SELECT hour, total_kg FROM site_hourly WHERE site_id=$1", site)
         assert {r["hour"]: r["total_kg"] for r in rows} == dict(model)
         totals = await conn.fetchrow("SELECT * FROM site_totals WHERE site_id = $1", site)
+        assert totals is not None
         assert totals["lifetime_kg"] == sum(model.values(), Decimal(0))
         assert totals["readings"] == len(stored)
         this_year = datetime.now(UTC).year

@@ -13,7 +13,7 @@ import asyncpg
 
 from domain.buckets import hour_of
 from tests.harness.processes import WorkerProcess as WorkerProcess
-from tests.harness.processes import wait_for
+from tests.harness.processes import wait_for as wait_for
 
 Reading = tuple[int, datetime, float]  # (site_id, ts, methane_kg) as sent
 

@@ -5,9 +5,10 @@ metrics read Postgres, so they are shed like every other route."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import msgspec
+from litestar.types import HTTPRequestEvent, Message, Scope
 
 from api.context import RequestContext
 
@@ -29,20 +30,21 @@ class Held:
 async def call(app: RequestContext, path: str) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> HTTPRequestEvent:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: Message) -> None:
+        sent.append(cast(dict[str, Any], message))
 
-    scope = {"type": "http", "method": "POST", "path": path, "headers": []}
+    # Only the keys the wrapper reads, not a whole HTTPScope.
+    scope = cast(Scope, {"type": "http", "method": "POST", "path": path, "headers": []})
     await app(scope, receive, send)
     return sent
 
 
 async def test_requests_beyond_the_limit_get_503_at_once_and_health_always_answers() -> None:
     held = Held()
-    app = RequestContext(held, max_in_flight=2)  # type: ignore[arg-type]
+    app = RequestContext(held, max_in_flight=2)
     busy = [asyncio.create_task(call(app, "/v1/sites/1/measurements")) for _ in range(2)]
     await asyncio.sleep(0.01)
     assert held.calls == 2
