@@ -214,8 +214,10 @@ class Bench:
             max_rate, procs = best
             if not max_rate:
                 max_rate = 0.75 * (ceiling or 400)
-            for n in sorted({procs, 2} - apis.keys()):
-                apis[n] = await self.api(url, n)
+            # Latency and lag run on `procs` processes, small batches on 2; growth starts its own.
+            if {"latency", "small", "lag"} & set(cfg.phases):
+                for n in sorted({procs, 2} - apis.keys()):
+                    apis[n] = await self.api(url, n)
             await self._ingest_rows(url, apis, timeline, keys, max_rate, procs, meter)
         finally:
             for api in apis.values():
@@ -373,10 +375,11 @@ class Bench:
         meter: Any,
     ) -> None:
         cfg = self.cfg
-        api = apis[procs]
+        api = apis.get(procs)  # started by run() when a phase below needs it
         label = f"{procs} API proc{'s' * (procs > 1)}"
         drain_timeout = 600.0
         if "latency" in cfg.phases:
+            assert api is not None
             await phases.warm(api, timeline, keys, clients=cfg.clients, seconds=2.0)
             if cfg.analyze_first:
                 log("VACUUM (ANALYZE) of every table autovacuum would process (--analyze-first)")
@@ -414,6 +417,7 @@ class Bench:
                 await phases.drained_after(url, drain_timeout)
                 await self.stop_worker(worker)
         if "small" in cfg.phases:
+            assert api is not None
             await self._small(url, apis[2], timeline, keys, "2 API procs", meter)
             if "drain" in cfg.phases:
                 log("drain of the small-batch backlog")
@@ -429,6 +433,7 @@ class Bench:
         worker = await self.worker(url)
         try:
             if "lag" in cfg.phases:
+                assert api is not None
                 for share in (0.5, 0.9):
                     await phases.checkpoint(url)
                     log(f"lag at {share:.0%} load")
