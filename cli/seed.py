@@ -66,10 +66,12 @@ async def _history(conn: asyncpg.Connection, site_id: int) -> None:
             readings.append(Window(ts, round(base * daily * rng.uniform(0.8, 1.2), 3)))
         await ingest.record_batch(
             conn,
-            site_id=site_id,
-            device_id=DEMO_DEVICE,
-            key=f"seed-{site_id}-{start:%Y%m%d%H}",
-            readings=readings,
-            request_id="seed",
-            retention=timedelta(days=7),
+            ingest.submit(
+                site_id=site_id,
+                device_id=DEMO_DEVICE,
+                key=f"seed-{site_id}-{start:%Y%m%d%H}",
+                readings=readings,
+                request_id="seed",
+                retention=timedelta(days=7),
+            ),
         )

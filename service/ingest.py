@@ -267,24 +267,14 @@ class _Overlap(Exception):
     meanwhile; it wrote nothing; take the careful one."""
 
 
-async def record_batch(
-    conn: asyncpg.Connection,
-    *,
-    site_id: int,
-    device_id: str,
-    key: str,
-    readings: Sequence[Reading],
-    request_id: str,
-    retention: timedelta,
-    key_id: int | None = None,
-) -> Outcome:
-    """Apply a validated batch exactly once per (site, device, Idempotency-Key).
+async def record_batch(conn: asyncpg.Connection, batch: Submission) -> Outcome:
+    """Apply a validated batch (`submit`) exactly once per (site, device, Idempotency-Key).
 
     The advisory lock makes a concurrent retry of the same key fail fast (KeyInFlight)
     instead of waiting. An earlier commit of that key is found by the lookup, or, when it
     committed while the fast path's statement started, by the answer's unique key.
 
-    key_id is the device key the request came with: the transaction refuses it
+    batch.key_id is the device key the request came with: the transaction refuses it
     (InvalidDeviceKey) unless it is still live, so the caller may have looked it up earlier.
 
     Most batches are all new: they take a fast path, one statement of plain inserts that is
@@ -294,15 +284,6 @@ async def record_batch(
     `conn` is not in a transaction: each path makes its own.
     """
     assert not conn.is_in_transaction(), "record_batch makes its own transactions"
-    batch = submit(
-        site_id=site_id,
-        device_id=device_id,
-        key=key,
-        readings=readings,
-        request_id=request_id,
-        retention=retention,
-        key_id=key_id,
-    )
     if batch.ordered:
         try:
             outcome = await _record_fast(conn, batch)

@@ -134,12 +134,14 @@ async def ceiling(
             async with db.connection(pool) as conn:
                 outcome = await ingest.record_batch(
                     conn,
-                    site_id=batch.site_id,
-                    device_id=batch.device_id,
-                    key=batch.key,
-                    readings=batch.readings,
-                    request_id="bench",
-                    retention=settings.idempotency_retention,
+                    ingest.submit(
+                        site_id=batch.site_id,
+                        device_id=batch.device_id,
+                        key=batch.key,
+                        readings=batch.readings,
+                        request_id="bench",
+                        retention=settings.idempotency_retention,
+                    ),
                 )
             end = time.perf_counter()
             if outcome.receipt is None or outcome.receipt.accepted != len(batch.readings):

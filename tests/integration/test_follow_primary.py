@@ -22,7 +22,7 @@ import pytest
 
 from domain.readings import Window
 from service.infra import db
-from service.ingest import record_batch
+from service.ingest import record_batch, submit
 from tests.conftest import ADMIN_TOKEN
 from tests.harness.processes import ApiProcess, WorkerProcess, free_port, wait_for
 from tests.harness.services import RedisServer
@@ -224,12 +224,14 @@ async def _write_events(url: str, *, batches: int) -> int:
             items = [Window(BASE_TS + timedelta(hours=i, minutes=15 * j), 1.0) for j in range(2)]
             await record_batch(
                 conn,
-                site_id=site,
-                device_id="dev-1",
-                key=f"k{i}",
-                readings=items,
-                request_id=f"r{i}",
-                retention=timedelta(days=1),
+                submit(
+                    site_id=site,
+                    device_id="dev-1",
+                    key=f"k{i}",
+                    readings=items,
+                    request_id=f"r{i}",
+                    retention=timedelta(days=1),
+                ),
             )
         return site
     finally:

@@ -29,12 +29,14 @@ async def _site(conn: asyncpg.Connection) -> int:
 async def _record(conn: asyncpg.Connection, site: int, key: str, *readings: Window) -> object:
     return await ingest.record_batch(
         conn,
-        site_id=site,
-        device_id="dev-1",
-        key=key,
-        readings=list(readings),
-        request_id="r",
-        retention=timedelta(days=1),
+        ingest.submit(
+            site_id=site,
+            device_id="dev-1",
+            key=key,
+            readings=list(readings),
+            request_id="r",
+            retention=timedelta(days=1),
+        ),
     )
 
 

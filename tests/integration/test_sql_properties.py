@@ -43,12 +43,14 @@ async def _check(db_url: str, sent: list[Window], rnd: random.Random) -> None:
             unique = list({w.ts: w for w in readings}.values())
             outcome = await ingest.record_batch(
                 conn,
-                site_id=site,
-                device_id="d",
-                key=key,
-                readings=unique,
-                request_id="p",
-                retention=timedelta(days=1),
+                ingest.submit(
+                    site_id=site,
+                    device_id="d",
+                    key=key,
+                    readings=unique,
+                    request_id="p",
+                    retention=timedelta(days=1),
+                ),
             )
             if not outcome.replayed:
                 for w in sorted(unique, key=lambda w: w.ts):
